@@ -1,0 +1,206 @@
+"""Async client for the HopX control plane (PROTOCOL.md §1): create, get, delete, keep alive.
+
+Talks HTTP with tornado's client (already under ipykernel). Failures are translated
+into :mod:`hopx_kernel.errors` here, so nothing above sees a tornado exception. The API
+key is only ever put in the ``X-API-Key`` header.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any
+
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
+
+from . import __version__
+from .api_errors import error_for_status
+from .errors import ControlPlaneError, RateLimited, ServerUnavailable, Unreachable
+
+log = logging.getLogger(__name__)
+
+#: Statuses worth retrying: an explicit "not now" from the server.
+RETRY_STATUSES = (429, 502, 503, 504)
+
+
+def parse_time(value: Any) -> datetime | None:
+    """RFC 3339 text (``Z`` or offset, any fractional digits) → aware datetime, else None."""
+    if not isinstance(value, str) or not value:
+        return None
+    text = value.replace("Z", "+00:00")
+    if "." in text:  # Python < 3.11 rejects more than 6 fractional digits
+        head, _, rest = text.partition(".")
+        digits = "".join(c for c in rest if c.isdigit())
+        text = f"{head}.{digits[:6]}{rest[len(digits):]}"
+    try:
+        parsed = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return parsed if parsed.tzinfo else parsed.replace(tzinfo=timezone.utc)
+
+
+@dataclass
+class SandboxInfo:
+    """What the kernel needs of a sandbox object."""
+
+    id: str
+    status: str
+    public_host: str
+    auth_token: str | None = field(default=None, repr=False)
+    token_expires_at: datetime | None = None
+    expires_at: datetime | None = None
+    created_at: datetime | None = None
+    template_name: str | None = None
+
+    @classmethod
+    def from_json(cls, obj: dict) -> SandboxInfo:
+        host = obj.get("public_host") or obj.get("direct_url") or ""
+        return cls(
+            id=str(obj.get("id") or obj.get("sandbox_id") or ""),
+            status=str(obj.get("status") or "unknown"),
+            public_host=str(host).rstrip("/"),
+            auth_token=obj.get("auth_token"),
+            token_expires_at=parse_time(obj.get("token_expires_at")),
+            expires_at=parse_time(obj.get("expires_at")),
+            created_at=parse_time(obj.get("created_at")),
+            template_name=obj.get("template_name"),
+        )
+
+
+class ControlPlane:
+    """The control plane at ``base_url``, authenticated with ``api_key``.
+
+    Args:
+        base_url: e.g. ``https://api.hopx.dev``.
+        api_key: the HopX API key.
+        retries: how many times a 429/5xx answer is retried, with backoff.
+        backoff: first wait in seconds, doubled each retry (a 429's retry-after wins).
+    """
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str,
+        *,
+        retries: int = 3,
+        backoff: float = 0.5,
+        request_timeout: float = 60.0,
+    ) -> None:
+        self.base_url = base_url.rstrip("/")
+        self._api_key = api_key
+        self.retries = retries
+        self.backoff = backoff
+        self.request_timeout = request_timeout
+        self._http = AsyncHTTPClient(force_instance=True)
+
+    def __repr__(self) -> str:
+        return f"ControlPlane({self.base_url!r})"
+
+    async def _call(
+        self, method: str, path: str, body: dict | None, *, action: str, retry: bool = True
+    ) -> dict:
+        url = self.base_url + path
+        headers = {
+            "X-API-Key": self._api_key,
+            "Accept": "application/json",
+            "User-Agent": f"hopx-kernel/{__version__}",
+        }
+        payload = None
+        if body is not None or method in ("POST", "PUT"):
+            headers["Content-Type"] = "application/json"
+            payload = json.dumps(body or {})
+        attempt = 0
+        while True:
+            request = HTTPRequest(
+                url,
+                method=method,
+                headers=headers,
+                body=payload,
+                connect_timeout=10,
+                request_timeout=self.request_timeout,
+                follow_redirects=False,
+            )
+            try:
+                response = await self._http.fetch(request, raise_error=False)
+            except (OSError, asyncio.TimeoutError) as exc:
+                raise Unreachable(
+                    f"Could not reach HopX at {self.base_url} to {action} ({exc.__class__.__name__})",
+                    "Check your network connection and HOPX_BASE_URL.",
+                ) from None
+            if response.code == 599:  # tornado: no HTTP answer (refused, timeout, reset)
+                reason = response.error.__class__.__name__ if response.error else "no answer"
+                if isinstance(response.error, HTTPClientError) and "Timeout" in str(response.error):
+                    reason = "timed out"
+                raise Unreachable(
+                    f"Could not reach HopX at {self.base_url} to {action} ({reason})",
+                    "Check your network connection and HOPX_BASE_URL.",
+                )
+            if response.code < 400:
+                try:
+                    return json.loads(response.body) if response.body else {}
+                except ValueError:
+                    raise ServerUnavailable(
+                        f"HopX answered {action} with something that is not JSON",
+                        "Check HOPX_BASE_URL points at the HopX API.",
+                        status=response.code,
+                    ) from None
+            error = error_for_status(response.code, response.body, action=action)
+            if retry and response.code in RETRY_STATUSES and attempt < self.retries:
+                wait = self.backoff * (2**attempt)
+                if isinstance(error, RateLimited) and error.retry_after:
+                    wait = min(error.retry_after, 30.0)
+                log.warning("control plane answered %s to %s; retrying in %.1fs", response.code, action, wait)
+                attempt += 1
+                await asyncio.sleep(wait)
+                continue
+            if attempt and isinstance(error, ControlPlaneError):
+                error.message += f" (after {attempt + 1} attempts)"
+            raise error
+
+    async def create(
+        self, template: str, *, timeout_seconds: int | None = None, env_vars: dict | None = None
+    ) -> SandboxInfo:
+        body: dict[str, Any] = {"template_name": template}
+        if timeout_seconds:
+            body["timeout_seconds"] = timeout_seconds
+        if env_vars:
+            body["env_vars"] = env_vars
+        obj = await self._call("POST", "/v1/sandboxes", body, action="create a sandbox")
+        return SandboxInfo.from_json(obj)
+
+    async def get(self, sandbox_id: str) -> SandboxInfo:
+        obj = await self._call("GET", f"/v1/sandboxes/{sandbox_id}", None, action="find the sandbox")
+        return SandboxInfo.from_json(obj)
+
+    async def delete(self, sandbox_id: str) -> None:
+        await self._call(
+            "DELETE", f"/v1/sandboxes/{sandbox_id}", None, action="delete the sandbox", retry=False
+        )
+
+    async def set_timeout(self, sandbox_id: str, seconds: int) -> None:
+        await self._call(
+            "PUT",
+            f"/v1/sandboxes/{sandbox_id}/timeout",
+            {"timeout_seconds": int(seconds)},
+            action="extend the sandbox's timeout",
+        )
+
+    async def refresh_token(self, sandbox_id: str) -> tuple[str, datetime | None]:
+        obj = await self._call(
+            "POST", f"/v1/sandboxes/{sandbox_id}/token/refresh", None, action="refresh the sandbox token"
+        )
+        token = obj.get("auth_token")
+        if not isinstance(token, str) or not token:
+            raise ServerUnavailable(
+                "HopX's token refresh answer had no auth_token", "Restart the kernel."
+            )
+        return token, parse_time(obj.get("token_expires_at"))
+
+    async def resume(self, sandbox_id: str) -> None:
+        await self._call("POST", f"/v1/sandboxes/{sandbox_id}/resume", None, action="resume the sandbox")
+
+    def close(self) -> None:
+        self._http.close()

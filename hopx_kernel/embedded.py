@@ -1,0 +1,119 @@
+"""Start the local sandbox server for embedded mode.
+
+The server runs in its own process (own GIL, so a busy kernel never starves its output
+pump) and its own session (so Jupyter's interrupt, a SIGINT to the kernel's process group,
+does not reach it). ``--parent-pid`` makes it exit with the kernel however the kernel dies.
+
+:func:`prestart` can be called first thing at process start, before ipykernel is
+imported, so the server boots while the kernel does.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import subprocess
+import sys
+
+from .errors import Unreachable
+
+_prestarted: subprocess.Popen | None = None
+
+# ipykernel captures fd 2 into the notebook; keep the real stderr (taken when this module is
+# first imported, before ipykernel starts) for the server's log lines.
+try:
+    _REAL_STDERR: int | None = os.dup(2)
+except OSError:
+    _REAL_STDERR = None
+
+
+def server_env(environ: dict[str, str] | None = None) -> dict[str, str]:
+    """The server's environment: ours without HopX credentials or session variables."""
+    env = dict(os.environ if environ is None else environ)
+    for name in list(env):
+        if name.upper().startswith(("HOPX_", "JPY_")):
+            del env[name]
+    return env
+
+
+def start_server(parent_pid: int | None = None) -> subprocess.Popen:
+    """Spawn ``python -m hopx_kernel.server`` on a free loopback port; returns at once."""
+    argv = [
+        sys.executable, "-m", "hopx_kernel.server",
+        "--port", "0",
+        "--parent-pid", str(parent_pid or os.getpid()),
+        "--log-level", "warning",
+    ]
+    return subprocess.Popen(
+        argv,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        stderr=_REAL_STDERR if _REAL_STDERR is not None else subprocess.DEVNULL,
+        env=server_env(),
+        start_new_session=True,
+        close_fds=True,
+    )
+
+
+def prestart() -> None:
+    """Start the server now if this process will run in embedded mode."""
+    global _prestarted
+    if _prestarted is None and not os.environ.get("HOPX_API_KEY") and not os.environ.get("HOPX_BASE_URL"):
+        _prestarted = start_server()
+
+
+def take_server() -> subprocess.Popen:
+    """The pre-started server if there is one, else a newly started one."""
+    global _prestarted
+    proc, _prestarted = _prestarted, None
+    if proc is not None and proc.poll() is None:
+        return proc
+    return start_server()
+
+
+async def wait_ready(proc: subprocess.Popen, timeout: float = 60.0) -> tuple[str, str]:
+    """Read the server's one JSON line: ``(base_url, api_key)``.
+
+    Raises:
+        Unreachable: the server exited or said nothing in time.
+    """
+    assert proc.stdout is not None
+    try:
+        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), timeout)
+    except asyncio.TimeoutError:
+        stop_server(proc)
+        raise Unreachable(
+            f"The local sandbox server did not start within {timeout:.0f} s",
+            "Restart the kernel; if it persists, run `hopx-kernel serve` to see its log.",
+        ) from None
+    try:
+        info = json.loads(line)
+        return info["base_url"], info["api_key"]
+    except (ValueError, KeyError, TypeError):
+        code = proc.poll()
+        stop_server(proc)
+        raise Unreachable(
+            "The local sandbox server failed to start"
+            + (f" (exit status {code})" if code is not None else ""),
+            "Run `hopx-kernel serve` in a terminal to see why.",
+        ) from None
+
+
+def stop_server(proc: subprocess.Popen, grace: float = 3.0) -> None:
+    """SIGTERM the server (it ends its sandboxes), SIGKILL its group if it lingers."""
+    if proc.poll() is None:
+        try:
+            proc.send_signal(signal.SIGTERM)
+            proc.wait(grace)
+        except subprocess.TimeoutExpired:
+            try:
+                os.killpg(proc.pid, signal.SIGKILL)
+            except OSError:
+                proc.kill()
+            proc.wait(2)
+        except OSError:
+            pass
+    if proc.stdout is not None:
+        proc.stdout.close()

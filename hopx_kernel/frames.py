@@ -1,0 +1,371 @@
+"""WebSocket frames of ``/execute/stream`` (PROTOCOL.md §2.1, §2.2): parse, validate, encode.
+
+Pure: text in, frame objects out, no sockets or clocks. The local sandbox server and the
+kernel both use this module, so the two ends cannot drift apart.
+
+Agent → client frames are parsed leniently (a client must survive any agent): empty or
+non-JSON text is a keepalive (``None``), unknown ``type`` values are skipped (``None``),
+and only a *known* frame with wrongly typed fields raises :class:`FrameError`.
+Client → agent frames are parsed strictly: anything off raises :class:`FrameError` with
+a message fit to send back in an ``error`` frame.
+
+Example:
+    >>> parse_agent_frame('{"type": "stdout", "data": "hi\\n"}')
+    Stream(name='stdout', data='hi\\n')
+    >>> encode(Complete(success=True))
+    '{"type":"complete","success":true}'
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Union
+
+from .errors import FrameError
+
+#: The largest frame a client must accept: the ``websockets`` default ``max_size``.
+MAX_FRAME_BYTES = 1 << 20
+#: Stream text is cut into chunks of at most this many characters. JSON escapes a
+#: character to at most 6 bytes, so a chunk always encodes well under MAX_FRAME_BYTES.
+CHUNK_CHARS = 128 * 1024
+
+LANGUAGES = ("python", "javascript", "bash", "go")
+#: Language aliases the official SDK accepts (``hopx_ai.Language``), folded to LANGUAGES.
+LANGUAGE_ALIASES = {
+    "python3": "python",
+    "node": "javascript",
+    "nodejs": "javascript",
+    "js": "javascript",
+    "sh": "bash",
+    "shell": "bash",
+}
+
+
+# ---------------------------------------------------------------- agent → client
+
+
+@dataclass(frozen=True, slots=True)
+class Stream:
+    """A ``stdout`` or ``stderr`` chunk; not line-aligned."""
+
+    name: str
+    data: str
+
+
+@dataclass(frozen=True, slots=True)
+class Result:
+    """The execution ended. ``data`` and the error fields are [ext]."""
+
+    exit_code: int = 0
+    execution_time: float = 0.0
+    data: dict[str, Any] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    ename: str | None = None
+    evalue: str | None = None
+    traceback: list[str] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Complete:
+    """Always the last frame."""
+
+    success: bool
+
+
+@dataclass(frozen=True, slots=True)
+class AgentError:
+    """An agent-side failure (bad request, timeout); ``complete`` still follows."""
+
+    error: str
+    code: str = "EXECUTION_FAILED"
+
+
+@dataclass(frozen=True, slots=True)
+class Display:
+    """[ext] A rich display: Jupyter ``display_data``."""
+
+    data: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+    transient: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ClearOutput:
+    """[ext] Jupyter ``clear_output``."""
+
+    wait: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InputRequest:
+    """[ext] The code called ``input()`` or ``getpass()``."""
+
+    prompt: str = ""
+    password: bool = False
+
+
+AgentFrame = Union[Stream, Result, Complete, AgentError, Display, ClearOutput, InputRequest]
+
+
+# ---------------------------------------------------------------- client → agent
+
+
+@dataclass(frozen=True, slots=True)
+class Execute:
+    """The first frame a client sends.
+
+    ``allow_stdin`` is [ext]: only a client that will answer ``input_request`` frames sets
+    it; otherwise ``input()`` fails at once instead of waiting for an answer that never
+    comes (docs/protocol-extensions.md).
+    """
+
+    code: str
+    language: str = "python"
+    timeout: float | None = None
+    workdir: str | None = None
+    env: dict[str, str] = field(default_factory=dict)
+    allow_stdin: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class InputReply:
+    """[ext] The answer to an ``input_request``."""
+
+    value: str
+
+
+@dataclass(frozen=True, slots=True)
+class Interrupt:
+    """[ext] Raise KeyboardInterrupt in the running code; state is kept."""
+
+
+ClientFrame = Union[Execute, InputReply, Interrupt]
+
+
+# ---------------------------------------------------------------- encoding
+
+_dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+
+
+def to_dict(frame: AgentFrame | ClientFrame) -> dict[str, Any]:
+    """The JSON object for a frame, with only the fields the protocol sends."""
+    if isinstance(frame, Stream):
+        return {"type": frame.name, "data": frame.data}
+    if isinstance(frame, Result):
+        out: dict[str, Any] = {
+            "type": "result",
+            "exit_code": frame.exit_code,
+            "execution_time": frame.execution_time,
+        }
+        if frame.data is not None:
+            out["data"] = frame.data
+            out["metadata"] = frame.metadata
+        if frame.ename is not None:
+            out["ename"] = frame.ename
+            out["evalue"] = frame.evalue or ""
+            out["traceback"] = frame.traceback or []
+        return out
+    if isinstance(frame, Complete):
+        return {"type": "complete", "success": frame.success}
+    if isinstance(frame, AgentError):
+        return {"type": "error", "error": frame.error, "code": frame.code}
+    if isinstance(frame, Display):
+        return {
+            "type": "display",
+            "data": frame.data,
+            "metadata": frame.metadata,
+            "transient": frame.transient,
+        }
+    if isinstance(frame, ClearOutput):
+        return {"type": "clear_output", "wait": frame.wait}
+    if isinstance(frame, InputRequest):
+        return {"type": "input_request", "prompt": frame.prompt, "password": frame.password}
+    if isinstance(frame, Execute):
+        out = {"type": "execute", "code": frame.code, "language": frame.language}
+        if frame.timeout is not None:
+            out["timeout"] = frame.timeout
+        if frame.workdir is not None:
+            out["workdir"] = frame.workdir
+        if frame.env:
+            out["env"] = frame.env
+        if frame.allow_stdin:
+            out["allow_stdin"] = True
+        return out
+    if isinstance(frame, InputReply):
+        return {"type": "input_reply", "value": frame.value}
+    if isinstance(frame, Interrupt):
+        return {"type": "interrupt"}
+    raise TypeError(f"not a frame: {frame!r}")
+
+
+def encode(frame: AgentFrame | ClientFrame, timestamp: str | None = None) -> str:
+    """Serialise a frame to compact JSON text; ``timestamp`` is added when given."""
+    obj = to_dict(frame)
+    if timestamp is not None:
+        obj["timestamp"] = timestamp
+    return _dumps(obj)
+
+
+def split_text(data: str, limit: int = CHUNK_CHARS) -> list[str]:
+    """Cut stream text into chunks that each fit one frame, keeping every character."""
+    if len(data) <= limit:
+        return [data]
+    return [data[i : i + limit] for i in range(0, len(data), limit)]
+
+
+# ---------------------------------------------------------------- decoding helpers
+
+
+def _load(raw: str | bytes) -> Any:
+    if isinstance(raw, (bytes, bytearray, memoryview)):
+        raw = bytes(raw).decode("utf-8", errors="replace")
+    return json.loads(raw)
+
+
+def _get(obj: dict, key: str, kind: type | tuple, default: Any, frame: str) -> Any:
+    value = obj.get(key, default)
+    if value is default:
+        return default
+    if kind is float:
+        kind = (int, float)
+    if isinstance(value, bool) and kind in (int, (int, float)):
+        raise FrameError(f"'{frame}' frame: field '{key}' must be a number, not a boolean")
+    if not isinstance(value, kind):
+        want = kind.__name__ if isinstance(kind, type) else "number"
+        got = type(value).__name__
+        raise FrameError(f"'{frame}' frame: field '{key}' must be {want}, got {got}")
+    return value
+
+
+def _str_dict(value: Any, frame: str, key: str) -> dict:
+    if not isinstance(value, dict):
+        raise FrameError(f"'{frame}' frame: field '{key}' must be an object")
+    return value
+
+
+# ---------------------------------------------------------------- agent → client parsing
+
+
+def parse_agent_frame(raw: str | bytes) -> AgentFrame | None:
+    """Parse one frame from an agent.
+
+    Returns ``None`` for keepalives (empty, whitespace or non-JSON text, JSON that is
+    not an object) and for unknown ``type`` values, which a client skips.
+
+    Raises:
+        FrameError: a known frame type whose fields have the wrong types.
+    """
+    if not raw or (isinstance(raw, str) and raw.isspace()):
+        return None
+    try:
+        obj = _load(raw)
+    except ValueError:
+        return None
+    if not isinstance(obj, dict):
+        return None
+    kind = obj.get("type")
+    if kind == "stdout" or kind == "stderr":
+        data = obj.get("data", "")
+        if not isinstance(data, str):
+            raise FrameError(f"'{kind}' frame: field 'data' must be a string")
+        return Stream(kind, data)
+    if kind == "result":
+        tb = _get(obj, "traceback", list, None, kind)
+        if tb is not None and not all(isinstance(x, str) for x in tb):
+            raise FrameError("'result' frame: 'traceback' must be a list of strings")
+        data = obj.get("data")
+        if data is not None:
+            _str_dict(data, kind, "data")
+        ename = _get(obj, "ename", str, None, kind)
+        return Result(
+            exit_code=_get(obj, "exit_code", int, 0, kind),
+            execution_time=float(_get(obj, "execution_time", float, 0.0, kind)),
+            data=data,
+            metadata=_str_dict(obj.get("metadata") or {}, kind, "metadata"),
+            ename=ename,
+            evalue=_get(obj, "evalue", str, "", kind) if ename is not None else None,
+            traceback=tb,
+        )
+    if kind == "complete":
+        return Complete(bool(obj.get("success", True)))
+    if kind == "error":
+        message = obj.get("error", obj.get("message", "the sandbox reported an error"))
+        return AgentError(str(message), str(obj.get("code") or "EXECUTION_FAILED"))
+    if kind == "display":
+        return Display(
+            data=_str_dict(obj.get("data"), kind, "data"),
+            metadata=_str_dict(obj.get("metadata") or {}, kind, "metadata"),
+            transient=_str_dict(obj.get("transient") or {}, kind, "transient"),
+        )
+    if kind == "clear_output":
+        return ClearOutput(bool(obj.get("wait", False)))
+    if kind == "input_request":
+        return InputRequest(
+            prompt=_get(obj, "prompt", str, "", kind),
+            password=bool(obj.get("password", False)),
+        )
+    return None
+
+
+# ---------------------------------------------------------------- client → agent parsing
+
+
+def parse_client_frame(raw: str | bytes) -> ClientFrame:
+    """Parse one frame from a client, strictly.
+
+    Raises:
+        FrameError: with ``code`` ``INVALID_JSON`` for text that is not a JSON object,
+            ``INVALID_REQUEST`` for unknown types or bad fields, ``MISSING_PARAMETER``
+            for a missing required field.
+    """
+    if isinstance(raw, (bytes, bytearray, memoryview)) and len(raw) > MAX_FRAME_BYTES:
+        raise FrameError("frame larger than 1 MiB", code="INVALID_REQUEST")
+    try:
+        obj = _load(raw)
+    except (ValueError, UnicodeDecodeError):
+        raise FrameError("frame is not valid JSON", code="INVALID_JSON") from None
+    if not isinstance(obj, dict):
+        raise FrameError("frame must be a JSON object", code="INVALID_JSON")
+    kind = obj.get("type")
+    if kind == "execute":
+        if "code" not in obj:
+            raise FrameError("'execute' frame: field 'code' is required", "MISSING_PARAMETER")
+        code = _get(obj, "code", str, None, kind)
+        language = _get(obj, "language", str, "python", kind).lower()
+        language = LANGUAGE_ALIASES.get(language, language)
+        if language not in LANGUAGES:
+            raise FrameError(
+                f"'execute' frame: unsupported language '{language}'"
+                f" (use one of {', '.join(LANGUAGES)})"
+            )
+        timeout = obj.get("timeout")
+        if timeout is not None:
+            timeout = float(_get(obj, "timeout", float, None, kind))
+            if timeout < 0:
+                raise FrameError("'execute' frame: field 'timeout' must be >= 0")
+        env = obj.get("env") or {}
+        _str_dict(env, kind, "env")
+        if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
+            raise FrameError("'execute' frame: 'env' must map strings to strings")
+        workdir = _get(obj, "workdir", str, None, kind)
+        if workdir is None and isinstance(obj.get("working_dir"), str):
+            workdir = obj["working_dir"]
+        return Execute(
+            code=code,
+            language=language,
+            timeout=timeout,
+            workdir=workdir,
+            env=env,
+            allow_stdin=bool(obj.get("allow_stdin", False)),
+        )
+    if kind == "input_reply":
+        value = obj.get("value")
+        if not isinstance(value, str):
+            raise FrameError("'input_reply' frame: field 'value' must be a string")
+        return InputReply(value)
+    if kind == "interrupt":
+        return Interrupt()
+    if kind is None:
+        raise FrameError("frame has no 'type' field", code="MISSING_PARAMETER")
+    raise FrameError(f"unknown frame type {kind!r}")

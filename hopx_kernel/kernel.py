@@ -1,0 +1,282 @@
+"""``HopxKernel``: the "HopX Remote Python" Jupyter kernel.
+
+Thin async ``do_*`` adapters: frame parsing lives in :mod:`.frames`, frame → message
+mapping in :mod:`.mapping`, the sandbox behind :class:`.session.SandboxSession`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import sys
+
+import zmq
+from ipykernel.kernelbase import Kernel
+
+from . import __version__
+from .completion import complete_locally, is_complete
+from .config import from_env
+from .errors import ConfigError, HopxKernelError, SandboxDisconnected
+from .frames import Execute, InputReply, Interrupt
+from .magics import MagicError, parse_magic, run_magic
+from .mapping import CellMapper, coalesce
+from .session import SandboxSession
+
+LANGUAGE_INFO = {
+    "name": "python",
+    "version": "3",
+    "mimetype": "text/x-python",
+    "file_extension": ".py",
+    "pygments_lexer": "ipython3",
+    "codemirror_mode": {"name": "ipython", "version": 3},
+    "nbconvert_exporter": "python",
+}
+
+#: How long completion and inspection may wait on the sandbox before answering locally.
+ASSIST_TIMEOUT = 2.0
+
+
+def _setup_logging() -> None:
+    """Our log lines go to the real stderr (the Jupyter server's log), never to a cell."""
+    logger = logging.getLogger("hopx_kernel")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.__stderr__)
+        handler.setFormatter(logging.Formatter("[hopx-kernel %(levelname)s] %(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(os.environ.get("HOPX_LOG_LEVEL", "WARNING").upper())
+        logger.propagate = False
+
+
+class HopxKernel(Kernel):
+    """Runs every cell in a HopX sandbox and streams its output back as it is produced."""
+
+    implementation = "hopx-kernel"
+    implementation_version = __version__
+    language = "python"
+    language_info = LANGUAGE_INFO
+    banner = "HopX Remote Python: each cell runs in a HopX sandbox (%hopx for details)"
+    help_links = [{"text": "hopx-kernel README", "url": "https://github.com/hopx-ai/hopx"}]
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        _setup_logging()
+        try:
+            config = from_env(os.environ)
+        except ConfigError as exc:
+            config = exc
+        self.sandbox = SandboxSession(config)
+        self._display_ids: set[str] = set()
+        self._history: list[tuple[int, str]] = []
+        self._execution = None  # the running cell's Execution
+        self._cell_task: asyncio.Task | None = None
+        self._interrupted = False
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    # -- lifecycle -----------------------------------------------------------------------
+
+    def start(self):
+        super().start()
+        self.io_loop.add_callback(self._started)
+
+    def _started(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        self.sandbox.start()
+
+    async def do_shutdown(self, restart):
+        await self.sandbox.shutdown()
+        return {"status": "ok", "restart": restart}
+
+    # -- interrupt: SIGINT (signal mode, and message mode via ipykernel) ---------------------
+
+    def pre_handler_hook(self):
+        self.saved_sigint_handler = signal.signal(signal.SIGINT, self._on_sigint)
+
+    def _on_sigint(self, signum, frame) -> None:
+        if self._loop is not None:
+            self._loop.call_soon_threadsafe(self._interrupt)
+
+    def _interrupt(self) -> None:
+        """Stop the running cell: the [ext] interrupt frame, else close its socket."""
+        self._interrupted = True
+        execution = self._execution
+        if execution is not None:
+            execution.interrupted = True
+            if self.sandbox.has_extensions:
+                asyncio.ensure_future(execution.send(Interrupt()))
+            else:
+                asyncio.ensure_future(execution.abort())
+        elif self._cell_task is not None:
+            self._cell_task.cancel()  # still waiting for the sandbox or for input
+
+    # -- execute -------------------------------------------------------------------------
+
+    def _publish(self, msg_type: str, content: dict) -> None:
+        self.send_response(self.iopub_socket, msg_type, content)
+
+    async def do_execute(
+        self,
+        code,
+        silent,
+        store_history=True,
+        user_expressions=None,
+        allow_stdin=False,
+        *,
+        cell_meta=None,
+        cell_id=None,
+    ):
+        if store_history:
+            self._history.append((self.execution_count, code))
+        mapper = CellMapper(self.execution_count, self._display_ids)
+        publish = (lambda t, c: None) if silent else self._publish
+        self._interrupted = False
+        self._cell_task = asyncio.current_task()
+        try:
+            magic = parse_magic(code)
+            if magic is not None and magic.local:
+                await run_magic(magic, self, publish)
+                return mapper.finish()
+            language = magic.language if magic is not None else "python"
+            body = magic.body if magic is not None else code
+            await self._run(mapper, publish, body, language, allow_stdin)
+        except MagicError as exc:
+            for msg in mapper.fail("UsageError", str(exc)):
+                publish(*msg)
+        except asyncio.CancelledError:
+            for msg in mapper.fail("KeyboardInterrupt", "interrupted before the cell started running"):
+                publish(*msg)
+        except HopxKernelError as exc:
+            for msg in mapper.fail(exc.ename, exc.line()):
+                publish(*msg)
+        finally:
+            self._cell_task = None
+        return mapper.finish()
+
+    async def _run(self, mapper: CellMapper, publish, code: str, language: str, allow_stdin: bool):
+        cfg = self.sandbox.config
+        await self.sandbox.ready()
+        frame = Execute(
+            code=code,
+            language=language,
+            timeout=cfg.exec_timeout,
+            workdir=cfg.workdir,
+            env=cfg.env,
+            allow_stdin=allow_stdin and self.sandbox.has_extensions,
+        )
+        execution = await self.sandbox.open_execution(frame)
+        self._execution = execution
+        if self._interrupted:  # interrupted while connecting
+            self._interrupt()
+        try:
+            async for batch in execution.batches():
+                for item in coalesce(batch):
+                    for msg_type, content in mapper.feed(item):
+                        if msg_type == "input_request":
+                            value = await self._ask(content["prompt"], content["password"])
+                            await execution.send(InputReply(value))
+                        else:
+                            publish(msg_type, content)
+            if mapper.agent_error_code == "SANDBOX_DIED":
+                self.sandbox.lost(HopxKernelError("the sandbox died"))
+        except SandboxDisconnected as exc:
+            if execution.interrupted:
+                how = "the connection was closed to stop it"
+                if not self.sandbox.has_extensions:
+                    how += " (this agent cannot interrupt code, so it may still be running remotely)"
+                for msg in mapper.fail("KeyboardInterrupt", f"interrupted: {how}"):
+                    publish(*msg)
+            else:
+                for msg in mapper.fail(exc.ename, exc.line()):
+                    publish(*msg)
+        finally:
+            self._execution = None
+            await execution.close()
+
+    async def _ask(self, prompt: str, password: bool) -> str:
+        """Send a Jupyter ``input_request`` on stdin and wait (cancellably) for the reply."""
+        parent = self.get_parent("shell")
+        ident = self._parent_ident["shell"]
+        while True:  # drop stale replies
+            try:
+                self.stdin_socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.ZMQError:
+                break
+        self.session.send(
+            self.stdin_socket, "input_request", {"prompt": prompt, "password": password}, parent, ident=ident
+        )
+        while True:
+            _, reply = self.session.recv(self.stdin_socket, zmq.NOBLOCK)
+            if reply is not None:
+                value = reply["content"].get("value", "")
+                return "" if value == "\x04" else str(value)
+            await asyncio.sleep(0.01)
+
+    # -- assistance ----------------------------------------------------------------------
+
+    async def do_complete(self, code, cursor_pos):
+        cursor_pos = len(code) if cursor_pos is None else cursor_pos
+        if self.sandbox.has_extensions:
+            try:
+                reply = await asyncio.wait_for(
+                    self.sandbox.agent_call(
+                        "POST", "/complete", body={"code": code, "cursor_pos": cursor_pos}, timeout=ASSIST_TIMEOUT
+                    ),
+                    ASSIST_TIMEOUT + 0.5,
+                )
+                if isinstance(reply, dict) and isinstance(reply.get("matches"), list) and not reply.get("timed_out"):
+                    return {
+                        "status": "ok",
+                        "matches": reply["matches"],
+                        "cursor_start": reply.get("cursor_start", cursor_pos),
+                        "cursor_end": reply.get("cursor_end", cursor_pos),
+                        "metadata": reply.get("metadata") or {},
+                    }
+            except (HopxKernelError, asyncio.TimeoutError):
+                pass
+        matches, start = complete_locally(code, cursor_pos, [c for _, c in self._history])
+        return {"status": "ok", "matches": matches, "cursor_start": start, "cursor_end": cursor_pos, "metadata": {}}
+
+    async def do_inspect(self, code, cursor_pos, detail_level=0, omit_sections=()):
+        if self.sandbox.has_extensions:
+            try:
+                reply = await asyncio.wait_for(
+                    self.sandbox.agent_call(
+                        "POST",
+                        "/inspect",
+                        body={"code": code, "cursor_pos": cursor_pos, "detail_level": detail_level},
+                        timeout=ASSIST_TIMEOUT,
+                    ),
+                    ASSIST_TIMEOUT + 0.5,
+                )
+                if isinstance(reply, dict) and reply.get("found"):
+                    return {"status": "ok", "found": True, "data": reply.get("data") or {}, "metadata": reply.get("metadata") or {}}
+            except (HopxKernelError, asyncio.TimeoutError):
+                pass
+        return {"status": "ok", "found": False, "data": {}, "metadata": {}}
+
+    async def do_is_complete(self, code):
+        return is_complete(code)
+
+    async def do_history(
+        self, hist_access_type, output, raw, session=None, start=None, stop=None, n=None, pattern=None, unique=False
+    ):
+        entries = [(0, count, code) for count, code in self._history]
+        if hist_access_type == "tail" and n:
+            entries = entries[-int(n):]
+        elif hist_access_type == "range":
+            lo = start if start is not None else 0
+            hi = stop if stop is not None else sys.maxsize
+            entries = [e for e in entries if lo <= e[1] < hi]
+        elif hist_access_type == "search" and pattern:
+            import fnmatch
+
+            entries = [e for e in entries if fnmatch.fnmatch(e[2], pattern)]
+            if unique:
+                seen: set[str] = set()
+                entries = [e for e in entries if not (e[2] in seen or seen.add(e[2]))]
+            if n:
+                entries = entries[-int(n):]
+        if output:
+            entries = [(s, c, (code, None)) for s, c, code in entries]
+        return {"status": "ok", "history": entries}

@@ -1,0 +1,284 @@
+"""The one seam between the kernel and a sandbox.
+
+A :class:`SandboxSession` owns where the sandbox comes from (embedded local server, HopX
+cloud, or an attached sandbox), keeps its token fresh and its timeout extended, and opens
+executions on it. The kernel only calls :meth:`start`, :meth:`open_execution`,
+:meth:`agent_call`, :meth:`describe` and :meth:`shutdown`.
+
+Creation starts in the background when the kernel starts; the first cell waits for it.
+A sandbox that is lost (expired, its process died, the local server was killed) is
+dropped, and the next cell provisions a new one — except in attach mode, where there is
+nothing we may create.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import subprocess
+import time
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+
+from . import embedded
+from .agent import AgentClient, Execution
+from .config import Config
+from .controlplane import ControlPlane, SandboxInfo
+from .errors import (
+    ConfigError,
+    ControlPlaneError,
+    HopxKernelError,
+    KeyRejected,
+    SandboxExpired,
+    Unreachable,
+)
+from .frames import Execute
+
+log = logging.getLogger(__name__)
+
+#: Refresh the agent token when less than this is left (the official SDKs use 1 h), or
+#: when less than a third of its lifetime is left, whichever is sooner for short tokens.
+TOKEN_MARGIN = timedelta(hours=1)
+
+
+@dataclass
+class Live:
+    """A provisioned sandbox."""
+
+    info: SandboxInfo
+    control: ControlPlane
+    agent: AgentClient
+    features: dict
+    started: float
+    token: str
+    token_expires_at: datetime | None
+    token_issued_at: datetime
+
+
+class SandboxSession:
+    """Provision, keep alive and tear down one sandbox.
+
+    Args:
+        config: the kernel configuration (or a :class:`ConfigError` to raise on use).
+    """
+
+    def __init__(self, config: Config | ConfigError) -> None:
+        self.config = config
+        self._live: Live | None = None
+        self._provisioning: asyncio.Future | None = None
+        self._server: subprocess.Popen | None = None
+        self._keepalive: asyncio.Task | None = None
+        self._closed = False
+        self.generation = 0  # how many sandboxes this session has had
+
+    # -- lifecycle ---------------------------------------------------------------------
+
+    def start(self) -> None:
+        """Begin provisioning in the background."""
+        if self._provisioning is None and not isinstance(self.config, ConfigError):
+            self._provisioning = asyncio.ensure_future(self._provision())
+            self._provisioning.add_done_callback(lambda f: f.cancelled() or f.exception())
+
+    async def ready(self) -> Live:
+        """The live sandbox, provisioning one if needed.
+
+        Raises:
+            HopxKernelError: provisioning failed; the next call tries again.
+        """
+        if isinstance(self.config, ConfigError):
+            raise self.config
+        if self._closed:
+            raise HopxKernelError("The kernel is shutting down")
+        if self._live is not None:
+            await self._ensure_token(self._live)
+            return self._live
+        if self._provisioning is None:
+            self.start()
+        assert self._provisioning is not None
+        try:
+            return await asyncio.shield(self._provisioning)
+        except HopxKernelError:
+            self._provisioning = None  # try afresh next time
+            raise
+
+    async def _provision(self) -> Live:
+        cfg = self.config
+        assert isinstance(cfg, Config)
+        if cfg.mode == "embedded":
+            if self._server is None or self._server.poll() is not None:
+                self._server = embedded.take_server()
+            base_url, api_key = await embedded.wait_ready(self._server)
+        else:
+            assert cfg.base_url and cfg.api_key
+            base_url, api_key = cfg.base_url, cfg.api_key
+        control = ControlPlane(base_url, api_key)
+        try:
+            if cfg.mode == "attach":
+                assert cfg.sandbox_id
+                info = await control.get(cfg.sandbox_id)
+                if info.status == "paused":
+                    await control.resume(info.id)
+            else:
+                info = await control.create(cfg.template, timeout_seconds=cfg.sandbox_timeout)
+            if not info.auth_token or cfg.mode == "attach":
+                info.auth_token, info.token_expires_at = await control.refresh_token(info.id)
+            if not info.public_host:
+                raise Unreachable("HopX returned a sandbox without an address (public_host)")
+            live = Live(
+                info=info,
+                control=control,
+                agent=None,  # type: ignore[arg-type]
+                features={},
+                started=time.monotonic(),
+                token=info.auth_token,
+                token_expires_at=info.token_expires_at,
+                token_issued_at=datetime.now(timezone.utc),
+            )
+            live.agent = AgentClient(
+                info.public_host,
+                lambda: live.token,
+                ping_interval=cfg.ping_interval,
+                ping_timeout=cfg.ping_timeout,
+            )
+            health = await live.agent.health()
+            live.features = health.get("features") or {}
+            live.features.setdefault("version", health.get("version"))
+        except BaseException:
+            control.close()
+            raise
+        self._live = live
+        self.generation += 1
+        self._keepalive = asyncio.ensure_future(self._keep_alive(live))
+        log.info("sandbox %s ready (%s mode)", info.id, cfg.mode)
+        return live
+
+    async def _ensure_token(self, live: Live, force: bool = False) -> None:
+        expires = live.token_expires_at
+        if expires is None and not force:
+            return
+        now = datetime.now(timezone.utc)
+        if not force:
+            assert expires is not None
+            lifetime = expires - live.token_issued_at
+            margin = min(TOKEN_MARGIN, lifetime / 3)
+            if expires - now > margin:
+                return
+        token, expires_at = await live.control.refresh_token(live.info.id)
+        live.token, live.token_expires_at, live.token_issued_at = token, expires_at, now
+        log.info("refreshed the sandbox token")
+
+    async def _keep_alive(self, live: Live) -> None:
+        """Extend the sandbox's timeout and refresh its token while the kernel lives."""
+        cfg = self.config
+        assert isinstance(cfg, Config)
+        period = max(cfg.sandbox_timeout / 3, 20.0)
+        while self._live is live:
+            await asyncio.sleep(min(period, 60.0))
+            try:
+                await self._ensure_token(live)
+                if cfg.mode != "attach" and time.monotonic() - live.started >= period:
+                    await live.control.set_timeout(live.info.id, cfg.sandbox_timeout)
+                    live.started = time.monotonic()
+            except SandboxExpired:
+                self.drop()
+                return
+            except HopxKernelError as exc:
+                log.warning("keepalive failed: %s", exc.line())
+
+    def drop(self) -> None:
+        """Forget the current sandbox (it is gone); the next cell provisions a new one."""
+        live, self._live = self._live, None
+        self._provisioning = None
+        if self._keepalive is not None:
+            self._keepalive.cancel()
+            self._keepalive = None
+        if live is not None:
+            live.agent.close()
+            live.control.close()
+
+    # -- use -----------------------------------------------------------------------------
+
+    @property
+    def has_extensions(self) -> bool:
+        return bool(self._live and self._live.features.get("stream_extensions"))
+
+    @property
+    def can_replace(self) -> bool:
+        """Whether a lost sandbox can be replaced by a new one."""
+        return isinstance(self.config, Config) and self.config.mode != "attach"
+
+    async def open_execution(self, frame: Execute) -> Execution:
+        """Open a stream for one cell on the live sandbox.
+
+        Raises:
+            HopxKernelError: one readable line; a lost sandbox has been dropped first.
+        """
+        live = await self.ready()
+        try:
+            return await live.agent.open_execution(frame)
+        except KeyRejected:
+            # the agent token may have expired under us: refresh once, retry
+            await self._ensure_token(live, force=True)
+            return await live.agent.open_execution(frame)
+        except (SandboxExpired, Unreachable) as exc:
+            self.lost(exc)
+            raise
+
+    def lost(self, exc: HopxKernelError) -> None:
+        """The sandbox is gone (expired, died, server killed): drop it and say what next."""
+        self.drop()
+        if isinstance(self.config, Config) and self.config.mode == "embedded":
+            if self._server is not None and self._server.poll() is not None:
+                self._server = None  # the local server itself died; start another next time
+        if self.can_replace:
+            exc.hint = "The next cell runs in a new sandbox; variables and imports from before are gone."
+        else:
+            exc.hint = "Attach to a running sandbox with HOPX_SANDBOX_ID, then restart the kernel."
+
+    async def agent_call(self, method: str, path: str, **kw):
+        """An HTTP call to the live sandbox's agent (completion, files, ...)."""
+        live = await self.ready()
+        return await live.agent.request(method, path, **kw)
+
+    def describe(self) -> dict:
+        """Facts for ``%hopx``: mode, sandbox id, agent version, template, uptime, timeout."""
+        cfg = self.config
+        if isinstance(cfg, ConfigError):
+            return {"mode": "misconfigured", "error": cfg.line()}
+        out: dict = {"mode": cfg.mode, "control_plane": cfg.base_url or "embedded local server"}
+        live = self._live
+        if live is None:
+            out["sandbox"] = "not started yet" if self._provisioning is None else "starting"
+            return out
+        now = datetime.now(timezone.utc)
+        out.update(
+            sandbox_id=live.info.id,
+            template=live.info.template_name or cfg.template,
+            agent_version=live.features.get("version"),
+            agent=live.info.public_host,
+            uptime_seconds=round(time.monotonic() - live.started, 1),
+            extensions=bool(live.features.get("stream_extensions")),
+        )
+        if live.info.expires_at is not None:
+            out["timeout_remaining_seconds"] = max(0, int((live.info.expires_at - now).total_seconds()))
+        return out
+
+    async def shutdown(self) -> None:
+        """Delete the sandbox (unless attached) and stop the embedded server."""
+        self._closed = True
+        if self._provisioning is not None and not self._provisioning.done():
+            self._provisioning.cancel()
+        live = self._live
+        if live is not None and isinstance(self.config, Config) and self.config.mode != "attach":
+            try:
+                await asyncio.wait_for(live.control.delete(live.info.id), 5)
+            except (HopxKernelError, asyncio.TimeoutError) as exc:
+                msg = exc.line() if isinstance(exc, HopxKernelError) else "timed out"
+                log.warning("could not delete sandbox %s: %s", live.info.id, msg)
+        self.drop()
+        if self._server is not None:
+            await asyncio.to_thread(embedded.stop_server, self._server)
+            self._server = None
+
+
+__all__ = ["Live", "SandboxSession", "ControlPlaneError"]
