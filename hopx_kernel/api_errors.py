@@ -31,9 +31,9 @@ def _fields(body: bytes | str | None) -> tuple[str, str | None, str | None, dict
         obj = json.loads(body) if body else {}
     except (ValueError, UnicodeDecodeError):
         text = body.decode("utf-8", "replace") if isinstance(body, bytes) else str(body)
-        return text.strip()[:200], None, None, {}
+        return " ".join(text.split())[:200], None, None, {}  # an HTML page: one line
     if not isinstance(obj, dict):
-        return str(obj)[:200], None, None, {}
+        return " ".join(str(obj).split())[:200], None, None, {}
     err = obj.get("error")
     if isinstance(err, dict):
         message = err.get("message") or obj.get("message") or ""
@@ -45,7 +45,8 @@ def _fields(body: bytes | str | None) -> tuple[str, str | None, str | None, dict
         code = obj.get("code")
         request_id = obj.get("request_id")
         details = obj.get("details") or {}
-    return str(message)[:500], code, request_id, details if isinstance(details, dict) else {}
+    message = " ".join(str(message).split())  # .line() stays one line
+    return message[:500], code, request_id, details if isinstance(details, dict) else {}
 
 
 def error_for_status(status: int, body: bytes | str | None, *, action: str) -> ControlPlaneError:

@@ -31,6 +31,7 @@ Example:
 from __future__ import annotations
 
 import json
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
@@ -67,6 +68,8 @@ def _number(env: Mapping[str, str], name: str, default, *, minimum: float = 0.0,
     try:
         value = cast(raw)
     except ValueError:
+        raise ConfigError(f"{name}={raw!r} is not a number", "Set it to a number of seconds.")
+    if not math.isfinite(value):
         raise ConfigError(f"{name}={raw!r} is not a number", "Set it to a number of seconds.")
     if value < minimum:
         raise ConfigError(f"{name}={raw!r} is too small", f"Use a value of at least {minimum:g}.")

@@ -8,6 +8,7 @@ key is only ever put in the ``X-API-Key`` header.
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 from dataclasses import dataclass, field
@@ -33,7 +34,7 @@ def parse_time(value: Any) -> datetime | None:
     text = value.replace("Z", "+00:00")
     if "." in text:  # Python < 3.11 rejects more than 6 fractional digits
         head, _, rest = text.partition(".")
-        digits = "".join(c for c in rest if c.isdigit())
+        digits = "".join(itertools.takewhile(str.isdigit, rest))  # not the offset's digits
         text = f"{head}.{digits[:6]}{rest[len(digits):]}"
     try:
         parsed = datetime.fromisoformat(text)

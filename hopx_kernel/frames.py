@@ -1,4 +1,4 @@
-"""WebSocket frames of ``/execute/stream`` (PROTOCOL.md §2.1, §2.2): parse, validate, encode.
+r"""WebSocket frames of ``/execute/stream`` (PROTOCOL.md §2.1, §2.2): parse, validate, encode.
 
 Pure: text in, frame objects out, no sockets or clocks. The local sandbox server and the
 kernel both use this module, so the two ends cannot drift apart.
@@ -11,7 +11,7 @@ a message fit to send back in an ``error`` frame.
 
 Example:
     >>> parse_agent_frame('{"type": "stdout", "data": "hi\\n"}')
-    Stream(name='stdout', data='hi\\n')
+    Stream(name='stdout', data='hi\n')
     >>> encode(Complete(success=True))
     '{"type":"complete","success":true}'
 """
@@ -19,6 +19,8 @@ Example:
 from __future__ import annotations
 
 import json
+import math
+import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
@@ -146,6 +148,8 @@ ClientFrame = Union[Execute, InputReply, Interrupt]
 # ---------------------------------------------------------------- encoding
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
+#: Lone surrogates (e.g. from a ``"\ud800"`` escape) cannot be sent as UTF-8: keep them escaped.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def to_dict(frame: AgentFrame | ClientFrame) -> dict[str, Any]:
@@ -204,7 +208,10 @@ def encode(frame: AgentFrame | ClientFrame, timestamp: str | None = None) -> str
     obj = to_dict(frame)
     if timestamp is not None:
         obj["timestamp"] = timestamp
-    return _dumps(obj)
+    text = _dumps(obj)
+    if _SURROGATE.search(text):  # only inside JSON strings, where an escape means the same
+        text = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return text
 
 
 def split_text(data: str, limit: int = CHUNK_CHARS) -> list[str]:
@@ -235,6 +242,11 @@ def _get(obj: dict, key: str, kind: type | tuple, default: Any, frame: str) -> A
         want = kind.__name__ if isinstance(kind, type) else "number"
         got = type(value).__name__
         raise FrameError(f"'{frame}' frame: field '{key}' must be {want}, got {got}")
+    if kind == (int, float):
+        try:
+            return float(value)
+        except OverflowError:  # an integer too big for a float
+            raise FrameError(f"'{frame}' frame: field '{key}' is out of range") from None
     return value
 
 
@@ -260,7 +272,7 @@ def parse_agent_frame(raw: str | bytes) -> AgentFrame | None:
         return None
     try:
         obj = _load(raw)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         return None
     if not isinstance(obj, dict):
         return None
@@ -323,16 +335,16 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
         raise FrameError("frame larger than 1 MiB", code="INVALID_REQUEST")
     try:
         obj = _load(raw)
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):
         raise FrameError("frame is not valid JSON", code="INVALID_JSON") from None
     if not isinstance(obj, dict):
         raise FrameError("frame must be a JSON object", code="INVALID_JSON")
     kind = obj.get("type")
     if kind == "execute":
-        if "code" not in obj:
+        if obj.get("code") is None:
             raise FrameError("'execute' frame: field 'code' is required", "MISSING_PARAMETER")
         code = _get(obj, "code", str, None, kind)
-        language = _get(obj, "language", str, "python", kind).lower()
+        language = (_get(obj, "language", str, None, kind) or "python").lower()
         language = LANGUAGE_ALIASES.get(language, language)
         if language not in LANGUAGES:
             raise FrameError(
@@ -342,8 +354,8 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
         timeout = obj.get("timeout")
         if timeout is not None:
             timeout = float(_get(obj, "timeout", float, None, kind))
-            if timeout < 0:
-                raise FrameError("'execute' frame: field 'timeout' must be >= 0")
+            if not (timeout >= 0 and math.isfinite(timeout)):  # also NaN, Infinity
+                raise FrameError("'execute' frame: field 'timeout' must be a finite number >= 0")
         env = obj.get("env") or {}
         _str_dict(env, kind, "env")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):

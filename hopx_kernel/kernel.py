@@ -34,6 +34,11 @@ LANGUAGE_INFO = {
     "nbconvert_exporter": "python",
 }
 
+STATELESS_NOTE = (
+    "note: this sandbox does not keep variables between cells (each cell starts afresh);"
+    " keep each cell self-contained.\n"
+)
+
 #: How long completion and inspection may wait on the sandbox before answering locally.
 ASSIST_TIMEOUT = 2.0
 
@@ -73,6 +78,7 @@ class HopxKernel(Kernel):
         self._cell_task: asyncio.Task | None = None
         self._interrupted = False
         self._loop: asyncio.AbstractEventLoop | None = None
+        self._warned_stateless = False
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -166,6 +172,9 @@ class HopxKernel(Kernel):
         )
         execution = await self.sandbox.open_execution(frame)
         self._execution = execution
+        if self.sandbox.stateful is False and not self._warned_stateless:
+            self._warned_stateless = True
+            publish("stream", {"name": "stderr", "text": STATELESS_NOTE})
         if self._interrupted:  # interrupted while connecting
             self._interrupt()
         try:

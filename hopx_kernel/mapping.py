@@ -160,6 +160,9 @@ class CellMapper:
         if isinstance(frame, Complete):
             self.completed = True
             self.success = frame.success
+            if not frame.success:  # failure with no error said anywhere: show one
+                text = "the sandbox reported failure"
+                return self._set_error("ExecutionFailed", text, [f"ExecutionFailed: {text}"])
         return []
 
     def _result(self, frame: Result) -> list[Message]:

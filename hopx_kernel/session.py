@@ -32,7 +32,7 @@ from .errors import (
     SandboxExpired,
     Unreachable,
 )
-from .frames import Execute
+from .frames import Execute, Stream
 
 log = logging.getLogger(__name__)
 
@@ -70,6 +70,8 @@ class SandboxSession:
         self._keepalive: asyncio.Task | None = None
         self._closed = False
         self.generation = 0  # how many sandboxes this session has had
+        #: False when the agent was found not to keep variables between executions
+        self.stateful: bool | None = None
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -146,11 +148,33 @@ class SandboxSession:
         except BaseException:
             control.close()
             raise
+        if not live.features.get("stream_extensions"):
+            # HopX's material does not promise state across /execute/stream calls: check once
+            self.stateful = await self._probe_state(live)
+        else:
+            self.stateful = True
         self._live = live
         self.generation += 1
         self._keepalive = asyncio.ensure_future(self._keep_alive(live))
         log.info("sandbox %s ready (%s mode)", info.id, cfg.mode)
         return live
+
+    async def _probe_state(self, live: Live) -> bool | None:
+        """Set a marker in one execution and look for it in the next (PROTOCOL.md §2.1)."""
+        marker = "_hopx_kernel_state_probe"
+        try:
+            for code in (f"import builtins; builtins.{marker} = 1", f"import builtins; print(hasattr(builtins, {marker!r}))"):
+                execution = await live.agent.open_execution(Execute(code=code))
+                out = []
+                try:
+                    async for batch in execution.batches():
+                        out += [f.data for f in batch if isinstance(f, Stream) and f.name == "stdout"]
+                finally:
+                    await execution.close()
+            return "True" in "".join(out)
+        except HopxKernelError as exc:
+            log.warning("could not check whether the sandbox keeps state: %s", exc.line())
+            return None
 
     async def _ensure_token(self, live: Live, force: bool = False) -> None:
         expires = live.token_expires_at
