@@ -24,7 +24,6 @@ test: setup
 	$(PY) -m pytest
 
 lab: setup
-	$(PY) -m pip install --quiet jupyterlab
 	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1
 
 bench: setup

@@ -13,9 +13,11 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 
 from .errors import Unreachable
 
@@ -39,14 +41,20 @@ def server_env(environ: dict[str, str] | None = None) -> dict[str, str]:
 
 
 def start_server(parent_pid: int | None = None) -> subprocess.Popen:
-    """Spawn ``python -m hopx_kernel.server`` on a free loopback port; returns at once."""
+    """Spawn ``python -m hopx_kernel.server`` on a free loopback port; returns at once.
+
+    The server's folder (sandboxes and kernel files) is made here and removed by
+    :func:`stop_server`, so it goes even when the server itself was killed.
+    """
+    root = tempfile.mkdtemp(prefix="hopx-local-")
     argv = [
         sys.executable, "-m", "hopx_kernel.server",
         "--port", "0",
+        "--root", root,
         "--parent-pid", str(parent_pid or os.getpid()),
         "--log-level", "warning",
     ]
-    return subprocess.Popen(
+    proc = subprocess.Popen(
         argv,
         stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
@@ -55,6 +63,8 @@ def start_server(parent_pid: int | None = None) -> subprocess.Popen:
         start_new_session=True,
         close_fds=True,
     )
+    proc.hopx_root = root  # type: ignore[attr-defined]
+    return proc
 
 
 def prestart() -> None:
@@ -102,7 +112,8 @@ async def wait_ready(proc: subprocess.Popen, timeout: float = 60.0) -> tuple[str
 
 
 def stop_server(proc: subprocess.Popen, grace: float = 3.0) -> None:
-    """SIGTERM the server (it ends its sandboxes), SIGKILL its group if it lingers."""
+    """SIGTERM the server (it ends its sandboxes), SIGKILL its group if it lingers, and
+    remove its folder (also when it had already died)."""
     if proc.poll() is None:
         try:
             proc.send_signal(signal.SIGTERM)
@@ -117,3 +128,6 @@ def stop_server(proc: subprocess.Popen, grace: float = 3.0) -> None:
             pass
     if proc.stdout is not None:
         proc.stdout.close()
+    root = getattr(proc, "hopx_root", None)
+    if root:
+        shutil.rmtree(root, ignore_errors=True)

@@ -253,7 +253,8 @@ class SandboxSession:
         self.drop()
         if isinstance(self.config, Config) and self.config.mode == "embedded":
             if self._server is not None and self._server.poll() is not None:
-                self._server = None  # the local server itself died; start another next time
+                embedded.stop_server(self._server)  # it died: reap it and remove its folder
+                self._server = None  # start another next time
         if self.can_replace:
             exc.hint = "The next cell runs in a new sandbox; variables and imports from before are gone."
         else:

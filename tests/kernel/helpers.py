@@ -93,8 +93,10 @@ def execute(
             cell.times.append(time.monotonic())
             if on_output is not None:
                 on_output(cell)
-    reply = kc.get_shell_msg(timeout=max(1, deadline - time.monotonic()))
-    assert reply["parent_header"]["msg_id"] == msg_id
+    while True:  # skip stray replies (e.g. wait_for_ready's extra kernel_info_reply)
+        reply = kc.get_shell_msg(timeout=max(1, deadline - time.monotonic()))
+        if reply["parent_header"].get("msg_id") == msg_id:
+            break
     cell.reply = reply["content"]
     return cell
 

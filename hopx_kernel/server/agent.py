@@ -1,0 +1,221 @@
+"""Agent plane over HTTP (PROTOCOL.md §2, §2.3): health, blocking execute, env, completion.
+
+Requests are routed **by bearer token**: each sandbox's own ``auth_token`` opens that
+sandbox and no other; the server's API key is not an agent credential.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .. import frames
+from ..errors import FrameError
+from . import auth
+from .base import JsonHandler
+from .bodies import strip_ansi
+from .environment import mask_env, validate_env
+from .errors import ServerError
+from .execution import execute
+from .ipython import RunControl
+
+VERSION = "3.2.8-local"
+#: Seconds ``/complete`` and ``/inspect`` wait for the kernel (busy kernels time out).
+ASSIST_TIMEOUT = 2.0
+#: Flat rich-output keys of ``/execute`` by MIME type (notes §2.4).
+RICH_KEYS = {
+    "image/png": "png",
+    "text/html": "html",
+    "image/svg+xml": "svg",
+    "text/markdown": "markdown",
+    "application/json": "json",
+}
+
+
+def health_body() -> dict[str, Any]:
+    """The ``/health`` answer; ``stream_extensions`` advertises PROTOCOL §2.2."""
+    return {
+        "status": "healthy",
+        "version": VERSION,
+        "agent": "hopx-kernel-local",
+        "features": {
+            "stream_extensions": 1,
+            "code_execution": True,
+            "websocket_streaming": True,
+            "rich_output": True,
+            "ipython_kernel": True,
+            "file_operations": True,
+            "completion": True,
+            "languages": ["python", "bash", "javascript"],
+        },
+        "active_streams": 0,
+    }
+
+
+class ExecuteCollector:
+    """Collects the frames of one ``/execute`` call into its flat JSON answer."""
+
+    def __init__(self) -> None:
+        self.stdout: list[str] = []
+        self.stderr: list[str] = []
+        self.rich: dict[str, Any] = {}
+        self.result: frames.Result | None = None
+        self.error: frames.AgentError | None = None
+
+    async def emit(self, frame: frames.AgentFrame) -> None:
+        if isinstance(frame, frames.Stream):
+            (self.stdout if frame.name == "stdout" else self.stderr).append(frame.data)
+        elif isinstance(frame, frames.Display):
+            self._take_rich(frame.data)
+        elif isinstance(frame, frames.Result):
+            self.result = frame
+            if frame.data:
+                self._take_rich(frame.data)
+                if "text/plain" in frame.data:
+                    self.rich["result"] = frame.data["text/plain"]
+            if frame.traceback:
+                self.stderr.append(strip_ansi("\n".join(frame.traceback)) + "\n")
+        elif isinstance(frame, frames.AgentError):
+            self.error = frame
+
+    def _take_rich(self, data: dict[str, Any]) -> None:
+        for mime, key in RICH_KEYS.items():
+            if mime in data:
+                self.rich[key] = data[mime]
+
+    def body(self, success: bool, language: str) -> dict[str, Any]:
+        stderr = "".join(self.stderr)
+        if self.error is not None:
+            stderr += ("\n" if stderr and not stderr.endswith("\n") else "") + self.error.error
+        body: dict[str, Any] = {
+            "success": success,
+            "stdout": "".join(self.stdout),
+            "stderr": stderr,
+            "exit_code": self.result.exit_code if self.result else 1,
+            "execution_time": self.result.execution_time if self.result else 0.0,
+            "language": language,
+            **self.rich,
+        }
+        if self.error is not None:
+            body["error"] = self.error.error
+            body["code"] = self.error.code
+        return body
+
+
+class AgentHandler(JsonHandler):
+    """Base of agent-plane handlers: finds the sandbox by its bearer token."""
+
+    plane = "agent"
+
+    def prepare(self) -> None:
+        super().prepare()
+        self.sandbox = self.state.registry.by_token(auth.bearer_token(self.request.headers))
+
+
+class HealthHandler(JsonHandler):
+    """``GET /health``: no credentials needed."""
+
+    plane = "agent"
+
+    def get(self) -> None:
+        self.reply(health_body())
+
+
+class ExecuteHandler(AgentHandler):
+    """``POST /execute``: run code and answer when it ends."""
+
+    _control: RunControl | None = None
+
+    def on_connection_close(self) -> None:
+        if self._control is not None:
+            self._control.abandon()
+
+    async def post(self) -> None:
+        body = self.json_body()
+        try:
+            request = frames.parse_client_frame(json.dumps({**body, "type": "execute"}))
+        except FrameError as exc:
+            raise ServerError(400, exc.code, exc.message) from None
+        collector = ExecuteCollector()
+        control = self._control = RunControl(request.timeout)
+        success = await execute(self.state.ctx, self.sandbox, request,
+                                emit=collector.emit, ask=None, control=control)
+        if collector.error is not None and collector.error.code == "EXECUTION_TIMEOUT":
+            self.set_status(408)
+        if collector.result is None and collector.error is not None:
+            code = collector.error.code
+            status = 410 if code == "SANDBOX_EXPIRED" else 409 if code == "CONFLICT" else 400
+            raise ServerError(status, code, collector.error.error)
+        self.reply(collector.body(success, request.language), self.get_status())
+
+
+class EnvHandler(AgentHandler):
+    """``GET/PUT/PATCH/DELETE /env``: variables later executions see."""
+
+    def get(self) -> None:
+        env = mask_env(self.sandbox.env_vars)
+        self.reply({"env_vars": env, "count": len(env)})
+
+    def _body_vars(self) -> dict[str, str]:
+        try:
+            return validate_env(self.json_body().get("env_vars", {}))
+        except ValueError as exc:
+            raise ServerError(400, "INVALID_REQUEST", str(exc)) from None
+
+    def put(self) -> None:
+        self.sandbox.env_vars = self._body_vars()
+        self.get()
+
+    def patch(self) -> None:
+        self.sandbox.env_vars.update(self._body_vars())
+        self.get()
+
+    def delete(self) -> None:
+        self.sandbox.env_vars = {}
+        self.get()
+
+
+def _cursor_request(body: dict[str, Any]) -> tuple[str, int]:
+    code = body.get("code")
+    if not isinstance(code, str):
+        raise ServerError(400, "MISSING_PARAMETER", "field 'code' (string) is required")
+    pos = body.get("cursor_pos", len(code))
+    if isinstance(pos, bool) or not isinstance(pos, int) or not 0 <= pos <= len(code):
+        raise ServerError(400, "INVALID_REQUEST",
+                          "field 'cursor_pos' must be an integer within the code")
+    return code, pos
+
+
+class CompleteHandler(AgentHandler):
+    """[ext] ``POST /complete``: the kernel's completions at a cursor position."""
+
+    async def post(self) -> None:
+        code, pos = _cursor_request(self.json_body())
+        reply = await self.sandbox.runner.complete(code, pos, ASSIST_TIMEOUT)
+        if reply is None:
+            self.reply({"matches": [], "cursor_start": pos, "cursor_end": pos,
+                        "metadata": {}, "timed_out": True})
+            return
+        self.reply({
+            "matches": reply.get("matches", []),
+            "cursor_start": reply.get("cursor_start", pos),
+            "cursor_end": reply.get("cursor_end", pos),
+            "metadata": reply.get("metadata", {}),
+        })
+
+
+class InspectHandler(AgentHandler):
+    """[ext] ``POST /inspect``: the kernel's help for the name at a cursor position."""
+
+    async def post(self) -> None:
+        body = self.json_body()
+        code, pos = _cursor_request(body)
+        level = body.get("detail_level", 0)
+        if level not in (0, 1):
+            raise ServerError(400, "INVALID_REQUEST", "field 'detail_level' must be 0 or 1")
+        reply = await self.sandbox.runner.inspect(code, pos, level, ASSIST_TIMEOUT)
+        if reply is None:
+            self.reply({"found": False, "data": {}, "metadata": {}, "timed_out": True})
+            return
+        self.reply({"found": bool(reply.get("found")), "data": reply.get("data", {}),
+                    "metadata": reply.get("metadata", {})})

@@ -1,0 +1,61 @@
+"""The tornado application: server state and routes of both planes."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from tornado.web import Application
+
+from . import agent, control, files, stream
+from .base import NotFoundHandler
+from .execution import Context
+from .sandbox import Registry
+
+#: WebSocket messages above this close the connection (1009); between 1 MiB and this
+#: size they get an ``error`` frame and the connection stays usable.
+WS_HARD_LIMIT = 4 * 1024 * 1024
+#: HTTP request bodies (file uploads) above this are refused.
+MAX_BODY = 256 * 1024 * 1024
+
+
+@dataclass
+class ServerState:
+    """Everything the handlers share.
+
+    Attributes:
+        api_key: the control-plane credential.
+        base_url: ``http://127.0.0.1:PORT``, known once the socket is bound.
+    """
+
+    api_key: str
+    registry: Registry
+    ctx: Context
+    base_url: str = ""
+
+
+def make_app(state: ServerState) -> Application:
+    """The application serving both planes at the root of one host:port."""
+    s = {"state": state}
+    sandbox_id = r"([A-Za-z0-9_.-]+)"
+    routes = [
+        (r"/v1/sandboxes/?", control.SandboxesHandler, s),
+        (rf"/v1/sandboxes/{sandbox_id}/?", control.SandboxHandler, s),
+        (rf"/v1/sandboxes/{sandbox_id}/(timeout|token/refresh|pause|resume)/?",
+         control.SandboxActionHandler, s),
+        (r"/health/?", agent.HealthHandler, s),
+        (r"/execute/?", agent.ExecuteHandler, s),
+        (r"/execute/stream/?", stream.StreamHandler, s),
+        (r"/env/?", agent.EnvHandler, s),
+        (r"/complete/?", agent.CompleteHandler, s),
+        (r"/inspect/?", agent.InspectHandler, s),
+        (r"/files/(read|download|list|exists|write|upload|mkdir|remove)/?",
+         files.FilesHandler, s),
+    ]
+    return Application(
+        routes,
+        default_handler_class=NotFoundHandler,
+        default_handler_args=s,
+        websocket_max_message_size=WS_HARD_LIMIT,
+        websocket_ping_interval=None,
+        compress_response=False,
+    )

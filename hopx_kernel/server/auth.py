@@ -1,0 +1,86 @@
+"""Tokens, credential headers and loopback checks. Pure: strings in, answers out.
+
+Example:
+    >>> api_key_from_headers({"Authorization": "Bearer abc"})
+    'abc'
+    >>> is_loopback_host("127.0.0.1:8888"), is_loopback_host("evil.example")
+    (True, False)
+"""
+
+from __future__ import annotations
+
+import hmac
+import ipaddress
+import secrets
+from collections.abc import Mapping
+from urllib.parse import urlsplit
+
+
+def new_token() -> str:
+    """A fresh random token (256 bits, URL-safe)."""
+    return secrets.token_urlsafe(32)
+
+
+def tokens_equal(given: str | None, expected: str) -> bool:
+    """Compare a presented token with the expected one in constant time."""
+    if not given:
+        return False
+    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
+
+
+def bearer_token(headers: Mapping[str, str]) -> str | None:
+    """The token of an ``Authorization: Bearer <token>`` header, or None."""
+    value = headers.get("Authorization") or ""
+    scheme, _, token = value.strip().partition(" ")
+    if scheme.lower() != "bearer":
+        return None
+    return token.strip() or None
+
+
+def api_key_from_headers(headers: Mapping[str, str]) -> str | None:
+    """The API key of a control-plane request: ``X-API-Key`` first, then Bearer."""
+    key = (headers.get("X-API-Key") or "").strip()
+    return key or bearer_token(headers)
+
+
+def _is_loopback_name(hostname: str) -> bool:
+    hostname = hostname.strip().lower().rstrip(".")
+    if hostname == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(hostname).is_loopback
+    except ValueError:
+        return False
+
+
+def is_loopback_host(host_header: str | None) -> bool:
+    """Whether a ``Host`` header names this machine's loopback (any port).
+
+    Accepts ``127.x.x.x``, ``localhost`` and ``[::1]``; anything else (including a
+    missing header) is refused, which guards against DNS rebinding.
+    """
+    if not host_header:
+        return False
+    try:
+        hostname = urlsplit("//" + host_header.strip()).hostname
+    except ValueError:
+        return False
+    return bool(hostname) and _is_loopback_name(hostname)
+
+
+def is_loopback_origin(origin: str | None) -> bool:
+    """Whether a browser ``Origin`` is an http(s) page served from loopback."""
+    if not origin:
+        return False
+    try:
+        parts = urlsplit(origin.strip())
+        hostname = parts.hostname
+        parts.port  # noqa: B018 - raises ValueError on a malformed port
+    except ValueError:
+        return False
+    return parts.scheme in ("http", "https") and bool(hostname) and _is_loopback_name(hostname)
+
+
+def is_loopback_bind(host: str) -> bool:
+    """Whether ``--host`` is an address the server may bind (loopback only)."""
+    return _is_loopback_name(host)

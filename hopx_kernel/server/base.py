@@ -1,0 +1,121 @@
+"""The shared tornado handler base: loopback guard, JSON in/out, error bodies."""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from tornado.web import HTTPError, RequestHandler
+
+from . import auth
+from .bodies import agent_error_body, control_error_body, new_request_id
+from .errors import ServerError
+
+log = logging.getLogger(__name__)
+
+_STATUS_CODES = {
+    400: "INVALID_REQUEST",
+    401: "AUTHENTICATION_REQUIRED",
+    403: "FORBIDDEN",
+    404: "RESOURCE_NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    410: "SANDBOX_EXPIRED",
+    413: "INVALID_REQUEST",
+}
+
+FOREIGN_HOST = ServerError(
+    403,
+    "FORBIDDEN",
+    "the Host header must name the loopback interface (127.0.0.1, localhost or [::1])",
+)
+
+
+def check_host(headers: Any) -> None:
+    """Refuse a request whose Host header is not loopback (DNS-rebinding guard)."""
+    if not auth.is_loopback_host(headers.get("Host")):
+        raise FOREIGN_HOST
+
+
+class JsonHandler(RequestHandler):
+    """Base of every HTTP handler: JSON bodies and errors in the plane's shape.
+
+    ``plane`` selects the error body: ``"control"`` (nested, PROTOCOL §1) or
+    ``"agent"`` (flat ``error`` string, PROTOCOL §2).
+    """
+
+    plane = "control"
+
+    def initialize(self, state: Any) -> None:
+        self.state = state
+        self.request_id = new_request_id()
+
+    def prepare(self) -> None:
+        check_host(self.request.headers)
+
+    def set_default_headers(self) -> None:
+        self.set_header("Content-Type", "application/json")
+        self.set_header("Cache-Control", "no-store")
+
+    def json_body(self) -> dict[str, Any]:
+        """The request body as a JSON object ({} when empty)."""
+        raw = self.request.body
+        if not raw or raw.isspace():
+            return {}
+        try:
+            body = json.loads(raw)
+        except (ValueError, UnicodeDecodeError):
+            raise ServerError(400, "INVALID_JSON", "the request body is not valid JSON") from None
+        if not isinstance(body, dict):
+            raise ServerError(400, "INVALID_JSON", "the request body must be a JSON object")
+        return body
+
+    def reply(self, body: Any, status: int = 200) -> None:
+        """Finish with a JSON body."""
+        self.set_status(status)
+        self.finish(json.dumps(body, ensure_ascii=False))
+
+    def error_body(self, code: str, message: str, details: dict | None) -> dict:
+        if self.plane == "agent":
+            return agent_error_body(code, message, self.request_id, details)
+        return control_error_body(code, message, self.request_id, details)
+
+    def write_error(self, status_code: int, **kwargs: Any) -> None:
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        details = None
+        if isinstance(exc, ServerError):
+            status, code, message, details = exc.status, exc.code, exc.message, exc.details
+        elif isinstance(exc, HTTPError):
+            status = exc.status_code
+            code = _STATUS_CODES.get(status, "INTERNAL_ERROR" if status >= 500 else "ERROR")
+            message = exc.log_message % exc.args if exc.log_message else (exc.reason or
+                                                                          self._reason)
+        elif status_code < 500:
+            status, code, message = status_code, _STATUS_CODES.get(status_code, "ERROR"), \
+                self._reason
+        else:
+            status, code = 500, "INTERNAL_ERROR"
+            message = f"internal error in the local sandbox server (request {self.request_id})"
+        self.clear_header("Content-Type")
+        self.set_header("Content-Type", "application/json")
+        self.set_status(status)
+        self.set_header("X-Request-ID", self.request_id)
+        self.finish(json.dumps(self.error_body(code, message, details), ensure_ascii=False))
+
+    def log_exception(self, typ, value, tb) -> None:  # type: ignore[override]
+        if isinstance(value, (ServerError, HTTPError)):
+            log.info("%s %s -> %s", self.request.method, self.request.path,
+                     getattr(value, "status", getattr(value, "status_code", "?")))
+            return
+        log.error("unexpected error on %s %s (%s)", self.request.method, self.request.path,
+                  self.request_id, exc_info=(typ, value, tb))
+
+
+class NotFoundHandler(JsonHandler):
+    """Any path no route matches."""
+
+    def prepare(self) -> None:
+        check_host(self.request.headers)
+        self.plane = "control" if self.request.path.startswith("/v1/") else "agent"
+        raise ServerError(404, "RESOURCE_NOT_FOUND", f"no such endpoint: {self.request.path}")

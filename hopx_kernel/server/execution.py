@@ -1,0 +1,222 @@
+"""One execution in a sandbox, for any language, shared by ``/execute`` and the stream.
+
+:func:`execute` takes a parsed ``execute`` frame, waits its turn on the sandbox (one
+execution at a time, in arrival order), runs the code and emits every agent frame up to
+and including ``result``; the caller sends ``complete`` with the returned success flag.
+
+For Python, the per-execution ``env`` and ``workdir`` and changes to the sandbox's
+``/env`` variables are applied by quiet bookkeeping executions before the cell, and the
+per-execution parts are undone after it (:func:`prelude_code`, :func:`postlude_code`).
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass
+
+from ..frames import AgentError, Execute, Result, Stream
+from .bodies import now_rfc3339
+from .errors import ServerError
+from .ipython import Ask, CellOutcome, Emit, Limits, RunControl
+from .paths import to_host_path
+from .sandbox import Registry, Sandbox
+from .subproc import run_process
+
+
+@dataclass(frozen=True)
+class Context:
+    """What every execution needs from the server."""
+
+    registry: Registry
+    base_env: Mapping[str, str]
+    limits: Limits
+
+
+def prelude_code(
+    set_vars: Mapping[str, str], unset: list[str], temp_env: Mapping[str, str], workdir: str | None
+) -> str:
+    """Quiet code run before a cell: apply env changes, save what to restore, chdir.
+
+    It defines no names in the user's namespace; the saved state lives on ``os``.
+    """
+    return (
+        "def __hopx_prelude():\n"
+        "    import os\n"
+        f"    os.environ.update({dict(set_vars)!r})\n"
+        f"    for k in {list(unset)!r}:\n"
+        "        os.environ.pop(k, None)\n"
+        f"    temp = {dict(temp_env)!r}\n"
+        "    os._hopx_saved = ({k: os.environ.get(k) for k in temp}, os.getcwd())\n"
+        "    os.environ.update(temp)\n"
+        + (f"    os.chdir({workdir!r})\n" if workdir is not None else "")
+        + "__hopx_prelude()\n"
+        "del __hopx_prelude\n"
+    )
+
+
+def postlude_code() -> str:
+    """Quiet code run after a cell: undo the per-execution env and working directory."""
+    return (
+        "def __hopx_postlude():\n"
+        "    import os\n"
+        "    saved = os.__dict__.pop('_hopx_saved', None)\n"
+        "    if saved is None:\n"
+        "        return\n"
+        "    for k, v in saved[0].items():\n"
+        "        if v is None:\n"
+        "            os.environ.pop(k, None)\n"
+        "        else:\n"
+        "            os.environ[k] = v\n"
+        "    try:\n"
+        "        os.chdir(saved[1])\n"
+        "    except OSError:\n"
+        "        pass\n"
+        "__hopx_postlude()\n"
+        "del __hopx_postlude\n"
+    )
+
+
+def env_changes(
+    wanted: Mapping[str, str], applied: Mapping[str, str]
+) -> tuple[dict[str, str], list[str]]:
+    """What to set and unset so a kernel that has ``applied`` ends up with ``wanted``."""
+    to_set = {k: v for k, v in wanted.items() if applied.get(k) != v}
+    to_unset = [k for k in applied if k not in wanted]
+    return to_set, to_unset
+
+
+def _error(message: str, code: str) -> AgentError:
+    return AgentError(message, code)
+
+
+async def execute(
+    ctx: Context,
+    sandbox: Sandbox,
+    request: Execute,
+    *,
+    emit: Emit,
+    ask: Ask | None,
+    control: RunControl,
+) -> bool:
+    """Run ``request`` in ``sandbox``, emitting frames through ``result``; True on success.
+
+    Request problems (unknown language, bad workdir, paused sandbox) are answered with
+    an ``error`` frame and no ``result``.
+    """
+    if request.language == "go":
+        await emit(_error("language 'go' is not available in the local sandbox",
+                          "INVALID_REQUEST"))
+        return False
+    if request.language == "javascript" and shutil.which("node") is None:
+        await emit(_error("language 'javascript' needs 'node' on the server's PATH, "
+                          "and it was not found", "INVALID_REQUEST"))
+        return False
+    try:
+        host_dir = to_host_path(sandbox.folder, request.workdir) if request.workdir else None
+    except ServerError as exc:
+        await emit(_error(exc.message, exc.code))
+        return False
+    if host_dir is not None and not host_dir.is_dir():
+        await emit(_error(f"workdir {request.workdir!r} is not a directory in the sandbox",
+                          "DIRECTORY_NOT_FOUND"))
+        return False
+    async with sandbox.lock:
+        if sandbox.ended:
+            await emit(_error(sandbox.end_reason or "the sandbox ended", "SANDBOX_EXPIRED"))
+            return False
+        if sandbox.status == "paused":
+            await emit(_error(f"sandbox {sandbox.id} is paused; resume it first", "CONFLICT"))
+            return False
+        if control.abandoned:
+            return False
+        started = time.monotonic()
+        if request.language == "python":
+            return await _run_python(ctx, sandbox, request, host_dir, emit, ask, control, started)
+        return await _run_subprocess(ctx, sandbox, request, host_dir, emit, control, started)
+
+
+async def _run_python(ctx, sandbox, request, host_dir, emit, ask, control, started) -> bool:
+    runner = sandbox.runner
+    to_set, to_unset = env_changes(sandbox.env_vars, sandbox.applied_env)
+    bookkeeping = bool(to_set or to_unset or request.env or host_dir is not None)
+    if bookkeeping:
+        workdir = str(host_dir) if host_dir is not None else None
+        if await runner.run_silent(prelude_code(to_set, to_unset, request.env, workdir)):
+            sandbox.applied_env = dict(sandbox.env_vars)
+    outcome = await runner.run_cell(
+        request.code, allow_stdin=request.allow_stdin, emit=emit, ask=ask, control=control
+    )
+    if bookkeeping and outcome.died is None:
+        await runner.run_silent(postlude_code())
+    elapsed = round(time.monotonic() - started, 6)
+    if outcome.died is not None:
+        return await _died(ctx, sandbox, outcome, emit, elapsed)
+    if outcome.timed_out:
+        await emit(_timeout_error(control))
+    failed = outcome.status != "ok" or outcome.timed_out
+    await emit(
+        Result(
+            exit_code=1 if failed else 0,
+            execution_time=elapsed,
+            data=outcome.data,
+            metadata=outcome.metadata,
+            ename=outcome.ename,
+            evalue=outcome.evalue,
+            traceback=outcome.traceback,
+        )
+    )
+    return not failed
+
+
+def _timeout_error(control: RunControl) -> AgentError:
+    seconds = f"{control.timeout:g}"
+    return _error(f"execution exceeded its {seconds} s timeout and was interrupted",
+                  "EXECUTION_TIMEOUT")
+
+
+async def _died(ctx: Context, sandbox: Sandbox, outcome: CellOutcome, emit, elapsed) -> bool:
+    if sandbox.ended:  # deleted or expired while running
+        await emit(_error(sandbox.end_reason or "the sandbox ended", "SANDBOX_EXPIRED"))
+    else:
+        message = f"the sandbox's Python process died ({outcome.died}); its state is lost"
+        await emit(_error(message, "SANDBOX_DIED"))
+        await ctx.registry.end(sandbox.id, f"sandbox {sandbox.id} ended: {message}")
+    await emit(Result(exit_code=1, execution_time=elapsed))
+    return False
+
+
+async def _run_subprocess(ctx, sandbox, request, host_dir, emit, control, started) -> bool:
+    env = {**ctx.base_env, **sandbox.env_vars, **request.env}
+    if request.language == "bash":
+        argv = ["bash", "-c", request.code]
+    else:
+        argv = ["node", "-e", request.code]
+    try:
+        code, timed_out = await run_process(
+            argv,
+            cwd=host_dir or sandbox.folder,
+            env=env,
+            emit=emit,
+            control=control,
+            limits=ctx.limits,
+        )
+    except OSError as exc:
+        await emit(_error(f"could not start {argv[0]}: {exc}", "EXECUTION_FAILED"))
+        return False
+    if timed_out:
+        await emit(_timeout_error(control))
+        code = code or 124
+    await emit(Result(exit_code=code, execution_time=round(time.monotonic() - started, 6)))
+    return code == 0 and not timed_out
+
+
+def timestamped(frame) -> str | None:
+    """The timestamp to put on a frame: stdout, stderr, result and error frames get one."""
+    if isinstance(frame, (Stream, Result, AgentError)):
+        return now_rfc3339()
+    return None
+
+
+__all__ = ["Context", "execute", "env_changes", "prelude_code", "postlude_code", "timestamped"]

@@ -1,0 +1,391 @@
+"""A sandbox's IPython kernel, started and driven with jupyter_client's async API.
+
+One :class:`IPythonRunner` owns one kernel process. Three reader tasks (iopub, shell,
+stdin) route every message by ``parent_header.msg_id`` to the queue of the request that
+caused it, so executions, completions and inspections never see each other's messages.
+:meth:`IPythonRunner.run_cell` turns a cell's messages into agent frames
+(:mod:`hopx_kernel.frames`) and supervises it: client interrupts, the timeout, a client
+that went away, and the kernel process dying.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from jupyter_client.kernelspec import KernelSpec
+from jupyter_client.manager import AsyncKernelManager
+
+from .. import frames
+from ..frames import ClearOutput, Display, Stream
+from .errors import ServerError
+from .kernel_launcher import MEMORY_ENV, NPROC_ENV
+
+log = logging.getLogger(__name__)
+
+#: Seconds between interrupts once a cell must stop (timeout or client gone).
+REINTERRUPT_EVERY = 1.0
+#: Seconds after the first forced interrupt before the kernel is killed instead.
+KILL_AFTER = 10.0
+#: Seconds between checks that the kernel process is still alive.
+LIVENESS_EVERY = 0.25
+STARTUP_TIMEOUT = 60.0
+
+Emit = Callable[[frames.AgentFrame], Awaitable[None]]
+Ask = Callable[[str, bool], Awaitable[str]]
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Resource caps applied to every sandbox process (None = no cap)."""
+
+    memory_mb: int | None = None
+    max_procs: int | None = None
+
+
+@dataclass
+class CellOutcome:
+    """How a cell ended. ``died`` holds the reason when the kernel process died."""
+
+    status: str = "ok"
+    data: dict[str, Any] | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    ename: str | None = None
+    evalue: str | None = None
+    traceback: list[str] | None = None
+    timed_out: bool = False
+    died: str | None = None
+
+
+class RunControl:
+    """Signals from the client side to one running execution.
+
+    Args:
+        timeout: seconds the execution may run; None or 0 means no limit.
+    """
+
+    def __init__(self, timeout: float | None = None) -> None:
+        self.timeout = timeout or None
+        self.deadline: float | None = None
+        self.interrupts = 0
+        self.abandoned = False
+        self._wake: Callable[[], None] | None = None
+
+    def start(self, wake: Callable[[], None]) -> None:
+        """Called by the runner when the execution starts running."""
+        self._wake = wake
+        if self.timeout:
+            self.deadline = time.monotonic() + self.timeout
+
+    def interrupt(self) -> None:
+        """Ask for a KeyboardInterrupt in the running code."""
+        self.interrupts += 1
+        if self._wake:
+            self._wake()
+
+    def abandon(self) -> None:
+        """The client went away: stop the execution."""
+        self.abandoned = True
+        if self._wake:
+            self._wake()
+
+
+def death_reason(returncode: int | None, memory_mb: int | None) -> str:
+    """A readable reason for a kernel process that ended with ``returncode``."""
+    if returncode is None:
+        return "it stopped answering"
+    if returncode < 0:
+        signum = -returncode
+        try:
+            name = signal.Signals(signum).name
+        except ValueError:
+            name = f"signal {signum}"
+        reason = f"killed by signal {signum} ({name})"
+        if signum == signal.SIGKILL and memory_mb:
+            reason += f" — likely the {memory_mb} MB memory cap"
+        return reason
+    return f"exited with code {returncode}"
+
+
+class IPythonRunner:
+    """One IPython kernel process of one sandbox.
+
+    Args:
+        folder: the sandbox folder, the kernel's working directory.
+        env: the kernel's environment (already scrubbed of secrets).
+        runtime_dir: where the connection file goes (outside the sandbox folder).
+        limits: resource caps.
+    """
+
+    def __init__(self, folder: Path, env: dict[str, str], runtime_dir: Path, limits: Limits):
+        self.folder = folder
+        self.limits = limits
+        self._env = dict(env)
+        self._runtime_dir = runtime_dir
+        self._km: AsyncKernelManager | None = None
+        self._kc: Any = None
+        self._routes: dict[str, asyncio.Queue] = {}
+        self._readers: list[asyncio.Task] = []
+        self._died: str | None = None
+        self._killed_by_us = False
+
+    # ------------------------------------------------------------ lifecycle
+
+    async def start(self) -> None:
+        """Start the kernel process and wait until it answers."""
+        env = dict(self._env)
+        env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
+        if self.limits.memory_mb:
+            env[MEMORY_ENV] = str(self.limits.memory_mb)
+        if self.limits.max_procs:
+            env[NPROC_ENV] = str(self.limits.max_procs)
+        self._runtime_dir.mkdir(parents=True, exist_ok=True)
+        km = AsyncKernelManager(kernel_name="")
+        km._kernel_spec = KernelSpec(
+            argv=[sys.executable, "-m", "hopx_kernel.server.kernel_launcher", "-f",
+                  "{connection_file}"],
+            display_name="HopX local sandbox",
+            language="python",
+            interrupt_mode="signal",
+        )
+        km.connection_file = str(self._runtime_dir / f"kernel-{id(self):x}.json")
+        self._km = km
+        await km.start_kernel(env=env, cwd=str(self.folder))
+        kc = km.client()
+        kc.start_channels()
+        self._kc = kc
+        try:
+            await kc.wait_for_ready(timeout=STARTUP_TIMEOUT)
+        except RuntimeError as exc:
+            await self.shutdown()
+            raise ServerError(503, "SERVICE_UNAVAILABLE", f"IPython kernel did not start: {exc}")
+        self._readers = [
+            asyncio.create_task(self._read(kc.get_iopub_msg, "iopub")),
+            asyncio.create_task(self._read(kc.get_shell_msg, "reply")),
+            asyncio.create_task(self._read(kc.get_stdin_msg, "stdin")),
+        ]
+
+    async def shutdown(self) -> None:
+        """Stop the kernel process (and its process group) and the readers."""
+        for task in self._readers:
+            task.cancel()
+        for task in self._readers:
+            with contextlib.suppress(BaseException):
+                await task
+        self._readers = []
+        if self._kc is not None:
+            with contextlib.suppress(Exception):
+                self._kc.stop_channels()
+        if self._km is not None:
+            self._killed_by_us = True
+            with contextlib.suppress(Exception):
+                await self._km.shutdown_kernel(now=True)
+            self._km = None
+
+    @property
+    def pid(self) -> int | None:
+        """The kernel process id, if it runs."""
+        provisioner = self._km.provisioner if self._km else None
+        return getattr(provisioner, "pid", None)
+
+    async def check_alive(self) -> str | None:
+        """None while the kernel runs; otherwise why it died (remembered)."""
+        if self._died is None and self._km is not None and not await self._km.is_alive():
+            process = getattr(self._km.provisioner, "process", None)
+            code = process.poll() if process is not None else None
+            self._died = death_reason(code, self.limits.memory_mb)
+        return self._died
+
+    async def interrupt(self) -> None:
+        """Send SIGINT to the kernel's process group."""
+        if self._km is not None:
+            with contextlib.suppress(Exception):
+                await self._km.interrupt_kernel()
+
+    async def _kill(self, reason: str) -> None:
+        if self._km is not None:
+            with contextlib.suppress(Exception):
+                await self._km.provisioner.kill()
+        self._died = reason
+
+    async def _read(self, get: Callable[[], Awaitable[dict]], kind: str) -> None:
+        while True:
+            try:
+                msg = await get()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # a malformed message must not stop the reader
+                log.debug("dropped an unreadable %s message", kind, exc_info=True)
+                continue
+            queue = self._routes.get(msg.get("parent_header", {}).get("msg_id", ""))
+            if queue is not None:
+                queue.put_nowait((kind, msg))
+
+    # ------------------------------------------------------------ requests
+
+    async def _request(self, msg_id: str, timeout: float) -> dict | None:
+        """Wait for the shell reply to ``msg_id`` (the route must exist)."""
+        queue = self._routes[msg_id]
+        try:
+            async with asyncio.timeout(timeout):
+                while True:
+                    kind, msg = await queue.get()
+                    if kind == "reply":
+                        return msg["content"]
+        except TimeoutError:
+            return None
+        finally:
+            self._routes.pop(msg_id, None)
+
+    async def complete(self, code: str, cursor_pos: int, timeout: float) -> dict | None:
+        """The kernel's ``complete_reply`` content, or None after ``timeout`` seconds."""
+        msg_id = self._kc.complete(code, cursor_pos)
+        self._routes[msg_id] = asyncio.Queue()
+        return await self._request(msg_id, timeout)
+
+    async def inspect(self, code: str, cursor_pos: int, detail_level: int, timeout: float):
+        """The kernel's ``inspect_reply`` content, or None after ``timeout`` seconds."""
+        msg_id = self._kc.inspect(code, cursor_pos, detail_level)
+        self._routes[msg_id] = asyncio.Queue()
+        return await self._request(msg_id, timeout)
+
+    async def run_silent(self, code: str, timeout: float = 10.0) -> bool:
+        """Run bookkeeping code quietly (no history, no output); True when it succeeded."""
+        msg_id = self._kc.execute(code, silent=True, store_history=False, stop_on_error=False)
+        self._routes[msg_id] = asyncio.Queue()
+        reply = await self._request(msg_id, timeout)
+        return bool(reply) and reply.get("status") == "ok"
+
+    async def run_cell(
+        self, code: str, *, allow_stdin: bool, emit: Emit, ask: Ask | None, control: RunControl
+    ) -> CellOutcome:
+        """Execute one cell, emitting its output frames in order.
+
+        Args:
+            code: the cell.
+            allow_stdin: let ``input()`` ask the client (via ``ask``); otherwise it raises
+                ``StdinNotImplementedError`` at once.
+            emit: sends one frame to the client.
+            ask: answers an input request (prompt, password) -> value.
+            control: interrupts, timeout and abandonment from the client side.
+        """
+        outcome = CellOutcome()
+        if await self.check_alive():
+            outcome.died = self._died
+            return outcome
+        msg_id = self._kc.execute(
+            code, store_history=True, allow_stdin=allow_stdin, stop_on_error=False
+        )
+        queue: asyncio.Queue = asyncio.Queue()
+        self._routes[msg_id] = queue
+        control.start(lambda: queue.put_nowait(("control", None)))
+        watch = _Watch()
+        pending_input: asyncio.Task | None = None
+        reply = idle = False
+        try:
+            while not (reply and idle):
+                try:
+                    async with asyncio.timeout(LIVENESS_EVERY):
+                        kind, msg = await queue.get()
+                except TimeoutError:
+                    kind, msg = "tick", None
+                if msg is not None:
+                    msg_type = msg["header"]["msg_type"]
+                    content = msg["content"]
+                    if kind == "reply":
+                        reply = True
+                        outcome.status = content.get("status", "ok")
+                    elif kind == "stdin" and msg_type == "input_request":
+                        if pending_input is not None:
+                            pending_input.cancel()
+                        pending_input = asyncio.create_task(self._answer(emit, ask, content))
+                    elif kind == "iopub":
+                        idle = idle or (
+                            msg_type == "status" and content.get("execution_state") == "idle"
+                        )
+                        await self._on_iopub(msg_type, content, emit, outcome)
+                if await self._supervise(control, watch, outcome):
+                    break
+        finally:
+            self._routes.pop(msg_id, None)
+            if pending_input is not None:
+                pending_input.cancel()
+        outcome.timed_out = watch.timed_out
+        return outcome
+
+    async def _answer(self, emit: Emit, ask: Ask | None, content: dict) -> None:
+        prompt = content.get("prompt", "")
+        password = bool(content.get("password", False))
+        value = await ask(prompt, password) if ask is not None else ""
+        self._kc.input(value)
+
+    @staticmethod
+    async def _on_iopub(msg_type: str, content: dict, emit: Emit, outcome: CellOutcome) -> None:
+        if msg_type == "stream":
+            name = "stderr" if content.get("name") == "stderr" else "stdout"
+            for chunk in frames.split_text(content.get("text", "")):
+                await emit(Stream(name, chunk))
+        elif msg_type in ("display_data", "update_display_data"):
+            await emit(
+                Display(
+                    data=content.get("data", {}),
+                    metadata=content.get("metadata", {}),
+                    transient=content.get("transient", {}),
+                )
+            )
+        elif msg_type == "clear_output":
+            await emit(ClearOutput(bool(content.get("wait", False))))
+        elif msg_type == "execute_result":
+            outcome.data = content.get("data", {})
+            outcome.metadata = content.get("metadata", {})
+        elif msg_type == "error":
+            outcome.ename = content.get("ename", "Error")
+            outcome.evalue = content.get("evalue", "")
+            outcome.traceback = list(content.get("traceback", []))
+
+    async def _supervise(self, control: RunControl, watch: _Watch, outcome: CellOutcome) -> bool:
+        """Act on interrupts, the deadline and liveness; True when the cell is over."""
+        now = time.monotonic()
+        if control.interrupts > watch.interrupts:
+            watch.interrupts = control.interrupts
+            await self.interrupt()
+        must_stop = control.abandoned
+        if control.deadline is not None and now >= control.deadline:
+            watch.timed_out = True
+            must_stop = True
+        if must_stop:
+            if watch.forced_at is None:
+                watch.forced_at = watch.last_interrupt = now
+                await self.interrupt()
+            elif now - watch.forced_at > KILL_AFTER:
+                await self._kill(f"it did not stop within {KILL_AFTER:.0f} s of an interrupt")
+                outcome.died = self._died
+                return True
+            elif now - watch.last_interrupt > REINTERRUPT_EVERY:
+                watch.last_interrupt = now
+                await self.interrupt()
+        if now - watch.checked_at >= LIVENESS_EVERY:
+            watch.checked_at = now
+            if await self.check_alive():
+                outcome.died = self._died
+                return True
+        return False
+
+
+@dataclass
+class _Watch:
+    """Supervision state of one running cell."""
+
+    interrupts: int = 0
+    timed_out: bool = False
+    forced_at: float | None = None
+    last_interrupt: float = 0.0
+    checked_at: float = field(default_factory=time.monotonic)

@@ -1,0 +1,155 @@
+"""``hopx-kernel serve``: run the local sandbox server until told to stop.
+
+When ready it prints exactly one JSON line to stdout,
+``{"base_url": "http://127.0.0.1:PORT", "api_key": "..."}``, and logs only to stderr
+(never a token). SIGTERM or SIGINT, or the end of ``--parent-pid``, ends every
+sandbox, removes the folders and exits 0.
+
+Example:
+    $ python -m hopx_kernel.server --port 0 --parent-pid $$
+    {"base_url": "http://127.0.0.1:40123", "api_key": "..."}
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import shutil
+import signal
+import sys
+import tempfile
+from pathlib import Path
+
+from tornado.httpserver import HTTPServer
+from tornado.netutil import bind_sockets
+
+from . import auth
+from .app import MAX_BODY, ServerState, make_app
+from .environment import scrub_env
+from .execution import Context
+from .ipython import IPythonRunner, Limits
+from .pool import KernelPool
+from .sandbox import Registry
+
+log = logging.getLogger("hopx_kernel.server")
+#: Seconds between checks that ``--parent-pid`` still lives.
+PARENT_POLL = 0.5
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``serve`` command line."""
+    p = argparse.ArgumentParser(prog="hopx-kernel serve",
+                                description="Run the local HopX-compatible sandbox server.")
+    p.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
+    p.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
+    p.add_argument("--token", default=None, help="API key to require (default: random)")
+    p.add_argument("--parent-pid", type=int, default=None,
+                   help="exit when this process ends")
+    p.add_argument("--root", default=None, help="folder for sandbox folders (default: temp)")
+    p.add_argument("--pool-size", type=int, default=1, help="warm IPython kernels to keep")
+    p.add_argument("--memory-limit-mb", type=int, default=None,
+                   help="address-space cap per sandbox process (RLIMIT_AS)")
+    p.add_argument("--max-procs", type=int, default=None,
+                   help="process cap per sandbox user (RLIMIT_NPROC)")
+    p.add_argument("--token-ttl", type=float, default=24 * 3600.0,
+                   help="seconds an agent token stays valid (default 24 h)")
+    p.add_argument("--log-level", default="info",
+                   choices=["debug", "info", "warning", "error", "critical"])
+    return p
+
+
+def parent_alive(parent_pid: int, original_ppid: int) -> bool:
+    """Whether ``parent_pid`` still runs and we were not re-parented."""
+    if os.getppid() != original_ppid and original_ppid == parent_pid:
+        return False
+    try:
+        os.kill(parent_pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+async def serve(args: argparse.Namespace) -> int:
+    """Run until a signal or the parent's end; returns the exit status."""
+    made_root = args.root is None
+    root = Path(args.root or tempfile.mkdtemp(prefix="hopx-local-")).resolve()
+    root.mkdir(parents=True, exist_ok=True)
+    runtime = root / ".kernels"  # connection files, beside (not inside) the sandbox folders
+    runtime.mkdir(mode=0o700, exist_ok=True)
+    limits = Limits(args.memory_limit_mb, args.max_procs)
+    base_env = scrub_env(os.environ)
+    package_parent = str(Path(__file__).resolve().parents[2])
+    kernel_env = dict(base_env)
+    if package_parent not in kernel_env.get("PYTHONPATH", "").split(os.pathsep):
+        kernel_env["PYTHONPATH"] = os.pathsep.join(
+            p for p in (package_parent, kernel_env.get("PYTHONPATH")) if p)
+
+    pool = KernelPool(root, args.pool_size,
+                      lambda folder: IPythonRunner(folder, kernel_env, runtime, limits))
+    registry = Registry(pool, token_ttl=args.token_ttl)
+    state = ServerState(api_key=args.token or auth.new_token(), registry=registry,
+                        ctx=Context(registry, base_env, limits))
+    sockets = bind_sockets(args.port, args.host)
+    port = sockets[0].getsockname()[1]
+    state.base_url = f"http://127.0.0.1:{port}" if args.host != "localhost" else \
+        f"http://localhost:{port}"
+    server = HTTPServer(make_app(state), max_body_size=MAX_BODY, xheaders=False)
+    server.add_sockets(sockets)
+    pool.start()
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
+        loop.add_signal_handler(signum, stop.set)
+    watcher = None
+    if args.parent_pid:
+        watcher = loop.create_task(_watch_parent(args.parent_pid, stop))
+
+    print(json.dumps({"base_url": state.base_url, "api_key": state.api_key}), flush=True)
+    log.info("local sandbox server listening on %s (root %s)", state.base_url, root)
+    await stop.wait()
+    log.info("stopping: ending every sandbox")
+    server.stop()
+    if watcher is not None:
+        watcher.cancel()
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(asyncio.gather(registry.end_all(), pool.close()), 20)
+    with contextlib.suppress(Exception):
+        await asyncio.wait_for(server.close_all_connections(), 2)
+    shutil.rmtree(runtime, ignore_errors=True)
+    if made_root:
+        shutil.rmtree(root, ignore_errors=True)
+    return 0
+
+
+async def _watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
+    original_ppid = os.getppid()
+    while not stop.is_set():
+        if not parent_alive(parent_pid, original_ppid):
+            log.info("parent process %d ended; stopping", parent_pid)
+            stop.set()
+            return
+        await asyncio.sleep(PARENT_POLL)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of ``hopx-kernel serve``; returns the exit status."""
+    args = build_parser().parse_args(argv)
+    if not auth.is_loopback_bind(args.host):
+        print(f"hopx-kernel serve: --host {args.host!r} is not a loopback address; the local "
+              "sandbox only listens on 127.0.0.1 (or localhost, ::1)", file=sys.stderr)
+        return 2
+    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
+                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.getLogger("tornado.access").setLevel(logging.WARNING)
+    return asyncio.run(serve(args))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""A warm pool of started IPython kernels, so creating a sandbox does not wait for a boot.
+
+Each pooled entry already has its sandbox id and folder (``<root>/<id>``), and its
+kernel runs with that folder as working directory. One background filler keeps
+``size`` entries ready, plus one for every caller waiting in :meth:`KernelPool.take`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import secrets
+import shutil
+from collections.abc import Callable
+from pathlib import Path
+
+from .errors import ServerError
+from .ipython import IPythonRunner
+
+log = logging.getLogger(__name__)
+
+Entry = tuple[str, Path, IPythonRunner]
+#: Consecutive start failures after which the pool stops retrying and reports them.
+MAX_FAILURES = 3
+
+
+def new_sandbox_id() -> str:
+    """A fresh sandbox id."""
+    return "local-" + secrets.token_hex(6)
+
+
+class KernelPool:
+    """Ready kernels with their folders.
+
+    Args:
+        root: the folder under which sandbox folders are made.
+        size: how many ready kernels to keep (0 = start one per create).
+        make_runner: builds an (unstarted) runner for a sandbox folder.
+    """
+
+    def __init__(self, root: Path, size: int, make_runner: Callable[[Path], IPythonRunner]):
+        self.root = root
+        self.size = max(0, size)
+        self._make_runner = make_runner
+        self._ready: asyncio.Queue[Entry] = asyncio.Queue()
+        self._waiting = 0
+        self._filler: asyncio.Task | None = None
+        self._starting: set[asyncio.Task] = set()
+        self._failures = 0
+        self._last_error: Exception | None = None
+        self._closed = False
+
+    async def _make(self) -> Entry:
+        sandbox_id = new_sandbox_id()
+        folder = self.root / sandbox_id
+        folder.mkdir(parents=True)
+        runner = self._make_runner(folder)
+        try:
+            await runner.start()
+        except BaseException:
+            await runner.shutdown()
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        return sandbox_id, folder, runner
+
+    def start(self) -> None:
+        """Begin filling the pool in the background."""
+        self._kick()
+
+    def _kick(self) -> None:
+        if self._closed or (self._filler is not None and not self._filler.done()):
+            return
+        if self._ready.qsize() < self.size + self._waiting:
+            self._filler = asyncio.get_running_loop().create_task(self._fill())
+
+    async def _fill(self) -> None:
+        while not self._closed and self._ready.qsize() < self.size + self._waiting:
+            task = asyncio.ensure_future(self._make())
+            self._starting.add(task)
+            try:
+                entry = await task
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:
+                self._failures += 1
+                self._last_error = exc
+                log.error("could not start an IPython kernel: %s", exc)
+                if self._failures >= MAX_FAILURES:
+                    return
+                await asyncio.sleep(0.5 * self._failures)
+                continue
+            finally:
+                self._starting.discard(task)
+            self._failures = 0
+            if self._closed:
+                await self._discard(entry)
+                return
+            self._ready.put_nowait(entry)
+
+    async def take(self) -> Entry:
+        """A started kernel with its sandbox id and folder.
+
+        Raises:
+            ServerError: 503 when kernels keep failing to start.
+        """
+        if self._closed:
+            raise ServerError(503, "SERVICE_UNAVAILABLE", "the local sandbox server is stopping")
+        while True:
+            if self._failures >= MAX_FAILURES and self._ready.empty():
+                self._failures = 0  # let a later call try again
+                raise ServerError(
+                    503,
+                    "SERVICE_UNAVAILABLE",
+                    f"the local sandbox could not start Python: {self._last_error}",
+                )
+            self._waiting += 1
+            try:
+                self._kick()
+                getter = asyncio.ensure_future(self._ready.get())
+                filler = self._filler
+                waits = {getter} | ({filler} if filler is not None else set())
+                await asyncio.wait(waits, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await getter
+                    if not getter.cancelled():
+                        self._ready.put_nowait(getter.result())
+                    continue
+                entry = getter.result()
+            finally:
+                self._waiting -= 1
+            self._kick()
+            if await entry[2].check_alive() is None:
+                return entry
+            await self._discard(entry)
+
+    @staticmethod
+    async def _discard(entry: Entry) -> None:
+        _, folder, runner = entry
+        await runner.shutdown()
+        await asyncio.to_thread(shutil.rmtree, folder, True)
+
+    async def close(self) -> None:
+        """Stop filling and stop every pooled kernel."""
+        self._closed = True
+        if self._filler is not None:
+            self._filler.cancel()
+            with contextlib.suppress(BaseException):
+                await self._filler
+        for task in list(self._starting):
+            with contextlib.suppress(BaseException):
+                await task
+                await self._discard(task.result())
+        while not self._ready.empty():
+            await self._discard(self._ready.get_nowait())

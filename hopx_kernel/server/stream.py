@@ -1,0 +1,145 @@
+"""``GET /execute/stream``: the WebSocket execution endpoint (PROTOCOL.md §2.1, §2.2).
+
+One connection carries one execution: the client's first frame is ``execute``; the
+server answers with output frames, one ``result``, ``complete`` and a 1000 close.
+While it runs the client may send ``interrupt`` and ``input_reply`` [ext]. Every bad
+frame is answered with an ``error`` frame and never disturbs the running execution;
+a bad frame *before* any ``execute`` also ends the connection (``complete{false}``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from typing import Any
+
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from .. import frames
+from ..errors import FrameError
+from ..frames import AgentError, Complete, Execute, InputReply, InputRequest, Interrupt
+from . import auth
+from .base import check_host
+from .bodies import agent_error_body, new_request_id
+from .errors import ServerError
+from .execution import execute, timestamped
+from .ipython import RunControl
+
+log = logging.getLogger(__name__)
+
+
+class StreamHandler(WebSocketHandler):
+    """One WebSocket connection to one sandbox (found by its bearer token)."""
+
+    def initialize(self, state: Any) -> None:
+        self.state = state
+        self.sandbox = None
+        self._task: asyncio.Task | None = None
+        self._control: RunControl | None = None
+        self._pending_input: asyncio.Future | None = None
+        self._done = False
+
+    # ------------------------------------------------------------ handshake
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            check_host(self.request.headers)
+            origin = self.request.headers.get("Origin")
+            if origin is not None and not auth.is_loopback_origin(origin):
+                raise ServerError(403, "FORBIDDEN", "cross-origin WebSocket refused: only "
+                                  "pages served from loopback may connect")
+            self.sandbox = self.state.registry.by_token(auth.bearer_token(self.request.headers))
+        except ServerError as exc:
+            self.set_status(exc.status)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(agent_error_body(exc.code, exc.message, new_request_id())))
+            return
+        await super().get(*args, **kwargs)
+
+    def check_origin(self, origin: str) -> bool:
+        return auth.is_loopback_origin(origin)
+
+    # ------------------------------------------------------------ sending
+
+    async def emit(self, frame: frames.AgentFrame) -> None:
+        """Send one frame; a connection that is gone is not an error here."""
+        if self.ws_connection is None or self.ws_connection.is_closing():
+            return
+        try:
+            await self.write_message(frames.encode(frame, timestamped(frame)))
+        except WebSocketClosedError:
+            pass
+
+    async def _refuse(self, message: str, code: str) -> None:
+        """Answer a bad frame; before any execution it also ends the connection."""
+        await self.emit(AgentError(message, code))
+        if self._task is None and not self._done:
+            self._done = True
+            await self.emit(Complete(False))
+            self.close(1000)
+
+    # ------------------------------------------------------------ receiving
+
+    async def on_message(self, message: str | bytes) -> None:
+        if self._done:
+            return
+        size = len(message) if isinstance(message, bytes) else len(message.encode("utf-8"))
+        if size > frames.MAX_FRAME_BYTES:
+            await self._refuse(f"frame of {size} bytes is larger than the 1 MiB limit",
+                               "INVALID_REQUEST")
+            return
+        try:
+            frame = frames.parse_client_frame(message)
+        except FrameError as exc:
+            await self._refuse(exc.message, exc.code)
+            return
+        if isinstance(frame, Execute):
+            if self._task is not None:
+                await self.emit(AgentError("an execution is already running on this connection",
+                                           "INVALID_REQUEST"))
+                return
+            self._control = RunControl(frame.timeout)
+            self._task = asyncio.get_running_loop().create_task(self._run(frame))
+        elif self._task is None:
+            await self._refuse(f"the first frame must be 'execute', got "
+                               f"{frames.to_dict(frame)['type']!r}", "INVALID_REQUEST")
+        elif isinstance(frame, Interrupt):
+            self._control.interrupt()
+        elif isinstance(frame, InputReply):
+            if self._pending_input is None or self._pending_input.done():
+                await self.emit(AgentError("no input is pending", "INVALID_REQUEST"))
+            else:
+                self._pending_input.set_result(frame.value)
+
+    async def _ask(self, prompt: str, password: bool) -> str:
+        future = self._pending_input = asyncio.get_running_loop().create_future()
+        await self.emit(InputRequest(prompt, password))
+        try:
+            return await future
+        finally:
+            self._pending_input = None
+
+    async def _run(self, request: Execute) -> None:
+        success = False
+        try:
+            success = await execute(
+                self.state.ctx,
+                self.sandbox,
+                request,
+                emit=self.emit,
+                ask=self._ask if request.allow_stdin else None,
+                control=self._control,
+            )
+        except Exception:
+            log.exception("execution failed inside the local sandbox server")
+            await self.emit(AgentError("internal error in the local sandbox server",
+                                       "INTERNAL_ERROR"))
+        finally:
+            self._done = True
+        await self.emit(Complete(success))
+        self.close(1000)
+
+    def on_close(self) -> None:
+        if self._control is not None and not self._done:
+            self._control.abandon()

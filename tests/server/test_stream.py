@@ -1,0 +1,218 @@
+"""Every [ext] frame of ``/execute/stream`` over a real WebSocket."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+
+import pytest
+from websockets.asyncio.client import connect
+
+from server_helpers import collect, create, delete, of_type, run, stream, stream_sync, text, ws_headers
+
+
+@pytest.fixture
+def sandbox(local_server):
+    sb = create(local_server)
+    yield sb
+    delete(local_server, sb)
+
+
+def test_order_and_byte_exact_text(local_server, sandbox):
+    code = ("import sys\nprint('a\\r\\rb', end='')\nsys.stderr.write('E1')\nprint('é✓🙂')\n"
+            "sys.stderr.write('E2')\nprint('x' * 300000)")
+    frames_ = stream_sync(local_server, sandbox, code)
+    kinds = [f["type"] for f in frames_]
+    assert kinds[-2:] == ["result", "complete"] and kinds.count("result") == 1
+    assert text(frames_) == "a\r\rbé✓🙂\n" + "x" * 300000 + "\n"
+    assert text(frames_, "stderr") == "E1E2"
+    order = [(f["type"], f["data"][:2]) for f in frames_ if f["type"] in ("stdout", "stderr")]
+    assert order.index(("stderr", "E1")) < order.index(("stderr", "E2"))
+    assert all(len(f["data"]) <= 128 * 1024 for f in of_type(frames_, "stdout"))
+    for f in frames_:
+        if f["type"] in ("stdout", "stderr", "result"):
+            assert f["timestamp"].endswith("Z")
+
+
+def test_first_output_is_prompt(local_server, sandbox):
+    async def scenario():
+        async with connect(f"{local_server.ws_url}/execute/stream",
+                           additional_headers=ws_headers(sandbox), compression=None) as ws:
+            await ws.send(json.dumps({"type": "execute",
+                                      "code": "import time\nprint('x')\ntime.sleep(1)"}))
+            sent = time.monotonic()
+            first = json.loads(await ws.recv())
+            arrived = time.monotonic() - sent
+            rest = await collect(ws)
+        return first, arrived, rest
+
+    first, arrived, rest = run(scenario())
+    assert first["type"] == "stdout" and first["data"] == "x\n"
+    assert arrived < 0.5, arrived  # generous under load; ~10 ms when idle
+    assert rest[-1] == {"type": "complete", "success": True}
+
+
+def test_display_update_clear_and_result(local_server, sandbox):
+    code = (
+        "from IPython.display import HTML, Image, display, clear_output\n"
+        "import base64\n"
+        "png = base64.b64decode('iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNk'"
+        "'+M9QDwADhgGAWjR9awAAAABJRU5ErkJggg==')\n"
+        "display(HTML('<i>one</i>'))\n"
+        "display(Image(data=png, format='png'))\n"
+        "h = display(HTML('v1'), display_id='d1')\n"
+        "h.update(HTML('v2'))\n"
+        "clear_output(wait=True)\n"
+        "21 * 2"
+    )
+    frames_ = stream_sync(local_server, sandbox, code)
+    displays = of_type(frames_, "display")
+    assert displays[0]["data"]["text/html"] == "<i>one</i>"
+    assert "image/png" in displays[1]["data"]
+    assert displays[2]["transient"] == {"display_id": "d1"}
+    assert displays[3]["data"]["text/html"] == "v2" and displays[3]["transient"]["display_id"] == "d1"
+    assert of_type(frames_, "clear_output") == [{"type": "clear_output", "wait": True}]
+    result = of_type(frames_, "result")[0]
+    assert result["data"]["text/plain"] == "42" and result["exit_code"] == 0
+
+
+def test_structured_error(local_server, sandbox):
+    frames_ = stream_sync(local_server, sandbox, "print('before')\nraise ValueError('bad thing')")
+    result = of_type(frames_, "result")[0]
+    assert result["exit_code"] != 0 and result["ename"] == "ValueError"
+    assert result["evalue"] == "bad thing" and any("bad thing" in l for l in result["traceback"])
+    assert text(frames_, "stderr") == ""
+    assert text(frames_) == "before\n"
+    assert frames_[-1] == {"type": "complete", "success": False}
+
+
+def test_input_request_and_reply(local_server, sandbox):
+    async def scenario():
+        async with connect(f"{local_server.ws_url}/execute/stream",
+                           additional_headers=ws_headers(sandbox), compression=None) as ws:
+            await ws.send(json.dumps({"type": "execute", "allow_stdin": True,
+                                      "code": "name = input('who? ')\nprint('hi', name)"}))
+            async with asyncio.timeout(20):
+                while True:
+                    frame = json.loads(await ws.recv())
+                    if frame["type"] == "input_request":
+                        break
+            assert frame == {"type": "input_request", "prompt": "who? ", "password": False}
+            await ws.send(json.dumps({"type": "input_reply", "value": "ada"}))
+            return await collect(ws)
+
+    frames_ = run(scenario())
+    assert "hi ada\n" in text(frames_) and frames_[-1]["success"] is True
+
+
+def test_input_without_allow_stdin_fails_fast(local_server, sandbox):
+    started = time.monotonic()
+    frames_ = stream_sync(local_server, sandbox, "input('x')")
+    assert time.monotonic() - started < 10
+    assert of_type(frames_, "input_request") == []
+    assert of_type(frames_, "result")[0]["ename"] == "StdinNotImplementedError"
+
+
+def test_interrupt_keeps_state(local_server, sandbox):
+    async def scenario():
+        async with connect(f"{local_server.ws_url}/execute/stream",
+                           additional_headers=ws_headers(sandbox), compression=None) as ws:
+            await ws.send(json.dumps({"type": "execute", "code":
+                                      "kept = 'yes'\nimport time\nprint('go', flush=True)\n"
+                                      "time.sleep(60)"}))
+            first = json.loads(await ws.recv())
+            assert first["data"] == "go\n"
+            await ws.send(json.dumps({"type": "interrupt"}))
+            return await collect(ws, 20)
+
+    frames_ = run(scenario())
+    assert of_type(frames_, "result")[0]["ename"] == "KeyboardInterrupt"
+    assert text(stream_sync(local_server, sandbox, "print(kept)")) == "yes\n"
+
+
+def test_timeout_then_sandbox_still_works(local_server, sandbox):
+    started = time.monotonic()
+    frames_ = stream_sync(local_server, sandbox, "t = 1\nimport time\ntime.sleep(30)", timeout=1)
+    assert time.monotonic() - started < 15
+    errors = of_type(frames_, "error")
+    assert errors[0]["code"] == "EXECUTION_TIMEOUT"
+    assert errors[0]["error"] == "execution exceeded its 1 s timeout and was interrupted"
+    kinds = [f["type"] for f in frames_]
+    assert kinds.index("error") < kinds.index("result") < kinds.index("complete")
+    assert of_type(frames_, "result")[0]["exit_code"] != 0 and frames_[-1]["success"] is False
+    assert text(stream_sync(local_server, sandbox, "print(t + 1)")) == "2\n"
+
+
+def test_env_applies_once_and_workdir(local_server, sandbox):
+    code = "import os\nprint(os.environ.get('ONCE'), os.getcwd().endswith('/sub'))"
+    r = agent_mkdir = None
+    from server_helpers import agent
+    r = agent(local_server, sandbox, "POST", "/files/mkdir", json={"path": "/workspace/sub"})
+    assert r.status_code == 200
+    first = stream_sync(local_server, sandbox, code, env={"ONCE": "1"}, workdir="/workspace/sub")
+    assert text(first) == "1 True\n"
+    second = stream_sync(local_server, sandbox, code)
+    assert text(second) == "None False\n"
+    bad = stream_sync(local_server, sandbox, "print(1)", workdir="/etc")
+    assert of_type(bad, "error")[0]["code"] == "PATH_NOT_ALLOWED"
+    del agent_mkdir
+
+
+def test_sandbox_env_vars_and_masking(local_server, sandbox):
+    from server_helpers import agent
+
+    r = agent(local_server, sandbox, "PUT", "/env",
+              json={"env_vars": {"PLAIN": "p", "API_TOKEN": "s3cret"}})
+    assert r.status_code == 200
+    assert r.json()["env_vars"] == {"PLAIN": "p", "API_TOKEN": "***MASKED***"}
+    code = "import os\nprint(os.environ.get('PLAIN'), os.environ.get('API_TOKEN'))"
+    assert text(stream_sync(local_server, sandbox, code)) == "p s3cret\n"
+    agent(local_server, sandbox, "PATCH", "/env", json={"env_vars": {"MORE": "m"}})
+    agent(local_server, sandbox, "PUT", "/env", json={"env_vars": {"MORE": "m"}})
+    code = "import os\nprint(os.environ.get('PLAIN'), os.environ.get('MORE'))"
+    assert text(stream_sync(local_server, sandbox, code)) == "None m\n"
+    bash = stream_sync(local_server, sandbox, "echo $MORE", language="bash")
+    assert text(bash) == "m\n"
+
+
+def test_bash_streams_and_interrupts(local_server, sandbox):
+    frames_ = stream_sync(local_server, sandbox, "echo one; echo two >&2; pwd; exit 4",
+                          language="bash")
+    assert text(frames_).startswith("one\n") and text(frames_, "stderr") == "two\n"
+    assert of_type(frames_, "result")[0]["exit_code"] == 4
+
+    async def scenario():
+        async with connect(f"{local_server.ws_url}/execute/stream",
+                           additional_headers=ws_headers(sandbox), compression=None) as ws:
+            await ws.send(json.dumps({"type": "execute", "language": "bash",
+                                      "code": "echo start; sleep 60"}))
+            assert json.loads(await ws.recv())["data"] == "start\n"
+            await ws.send(json.dumps({"type": "interrupt"}))
+            return await collect(ws, 20)
+
+    frames_ = run(scenario())
+    assert of_type(frames_, "result")[0]["exit_code"] == 130
+
+
+def test_go_is_refused(local_server, sandbox):
+    frames_ = stream_sync(local_server, sandbox, "package main", language="go")
+    assert of_type(frames_, "error")[0] == {
+        "type": "error", "code": "INVALID_REQUEST",
+        "error": "language 'go' is not available in the local sandbox",
+        "timestamp": frames_[0]["timestamp"]}
+    assert frames_[-1] == {"type": "complete", "success": False}
+
+
+def test_complete_and_inspect(local_server, sandbox):
+    from server_helpers import agent
+
+    stream_sync(local_server, sandbox, "alpha_value = 3")
+    r = agent(local_server, sandbox, "POST", "/complete", json={"code": "alpha_v", "cursor_pos": 7})
+    assert r.status_code == 200 and "alpha_value" in r.json()["matches"], r.json()
+    assert r.json()["cursor_start"] == 0 and r.json()["cursor_end"] == 7
+    r = agent(local_server, sandbox, "POST", "/inspect",
+              json={"code": "len", "cursor_pos": 3, "detail_level": 0})
+    assert r.json()["found"] is True and "text/plain" in r.json()["data"]
+    r = agent(local_server, sandbox, "POST", "/complete", json={"code": "x", "cursor_pos": 9})
+    assert r.status_code == 400
