@@ -66,6 +66,8 @@ class Result:
     ename: str | None = None
     evalue: str | None = None
     traceback: list[str] | None = None
+    #: [ext] the execute reply's payloads (e.g. ``{"source": "page", ...}`` from ``obj?``)
+    payload: list[dict[str, Any]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,6 +171,8 @@ def to_dict(frame: AgentFrame | ClientFrame) -> dict[str, Any]:
             out["ename"] = frame.ename
             out["evalue"] = frame.evalue or ""
             out["traceback"] = frame.traceback or []
+        if frame.payload:
+            out["payload"] = frame.payload
         return out
     if isinstance(frame, Complete):
         return {"type": "complete", "success": frame.success}
@@ -259,6 +263,14 @@ def _str_dict(value: Any, frame: str, key: str) -> dict:
 # ---------------------------------------------------------------- agent → client parsing
 
 
+def _payload(value: Any, frame: str) -> list[dict[str, Any]] | None:
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(p, dict) for p in value):
+        raise FrameError(f"'{frame}' frame: 'payload' must be a list of objects")
+    return value or None
+
+
 def parse_agent_frame(raw: str | bytes) -> AgentFrame | None:
     """Parse one frame from an agent.
 
@@ -298,6 +310,7 @@ def parse_agent_frame(raw: str | bytes) -> AgentFrame | None:
             ename=ename,
             evalue=_get(obj, "evalue", str, "", kind) if ename is not None else None,
             traceback=tb,
+            payload=_payload(obj.get("payload"), kind),
         )
     if kind == "complete":
         return Complete(bool(obj.get("success", True)))

@@ -126,6 +126,7 @@ class CellMapper:
         self.agent_error_code: str | None = None
         self.completed = False
         self.success: bool | None = None
+        self.payload: list[dict] = []
         self._stderr_tail = ""
 
     # -- frames in -------------------------------------------------------------------
@@ -167,6 +168,8 @@ class CellMapper:
 
     def _result(self, frame: Result) -> list[Message]:
         out: list[Message] = []
+        if frame.payload:
+            self.payload = list(frame.payload)
         if frame.data:
             out.append(
                 (
@@ -215,6 +218,6 @@ class CellMapper:
         return {
             "status": "ok",
             "execution_count": self.execution_count,
-            "payload": [],
+            "payload": self.payload,
             "user_expressions": {},
         }

@@ -404,3 +404,11 @@ def test_parse_client_frame_arbitrary_json_raises_only_frame_error(value):
     except FrameError:
         return
     encode(frame).encode("utf-8")  # whatever is accepted can be sent on
+
+
+def test_result_payload_round_trips_and_is_validated():
+    page = {"source": "page", "data": {"text/plain": "help"}, "start": 0}
+    frame = Result(exit_code=0, payload=[page])
+    assert parse_agent_frame(encode(frame)) == frame
+    with pytest.raises(FrameError):
+        parse_agent_frame('{"type": "result", "exit_code": 0, "payload": "page"}')

@@ -341,3 +341,12 @@ def test_coalesce_leaves_other_frames_alone():
     frames = [Result(exit_code=0), Complete(True)]
     assert coalesce(frames) == frames
     assert coalesce([]) == []
+
+
+def test_result_payload_reaches_the_execute_reply():
+    page = {"source": "page", "data": {"text/plain": "Docstring: ..."}, "start": 0}
+    mapper = CellMapper(execution_count=4)
+    assert mapper.feed(Result(exit_code=0, payload=[page])) == []
+    mapper.feed(Complete(True))
+    reply = mapper.finish()
+    assert reply["status"] == "ok" and reply["payload"] == [page]

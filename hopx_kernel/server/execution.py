@@ -165,6 +165,7 @@ async def _run_python(ctx, sandbox, request, host_dir, emit, ask, control, start
             ename=outcome.ename,
             evalue=outcome.evalue,
             traceback=outcome.traceback,
+            payload=outcome.payload,
         )
     )
     return not failed

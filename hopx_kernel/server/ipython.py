@@ -63,6 +63,7 @@ class CellOutcome:
     traceback: list[str] | None = None
     timed_out: bool = False
     died: str | None = None
+    payload: list | None = None
 
 
 class RunControl:
@@ -303,6 +304,7 @@ class IPythonRunner:
                     if kind == "reply":
                         reply = True
                         outcome.status = content.get("status", "ok")
+                        outcome.payload = content.get("payload") or None
                     elif kind == "stdin" and msg_type == "input_request":
                         if pending_input is not None:
                             pending_input.cancel()
