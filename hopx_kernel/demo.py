@@ -8,6 +8,8 @@ moment it arrives, and writes the executed notebook (default ``out/<name>.ipynb`
 from __future__ import annotations
 
 import argparse
+import json
+import re
 import sys
 import time
 from pathlib import Path
@@ -18,6 +20,22 @@ from nbclient import NotebookClient
 BOLD, DIM, RED, RESET = ("\x1b[1m", "\x1b[2m", "\x1b[31m", "\x1b[0m") if sys.stdout.isatty() else ("",) * 4
 
 
+def preview(data: dict) -> str:
+    """One terminal line for a MIME bundle: the most readable representation."""
+    for mime in ("text/markdown", "text/html", "image/svg+xml", "application/json"):
+        if mime in data:
+            value = data[mime]
+            text = value if isinstance(value, str) else json.dumps(value)
+            if mime in ("text/html", "image/svg+xml"):
+                text = re.sub(r"<[^>]+>", " ", text)
+            text = " ".join(text.split())
+            return f"{text[:100]}{'…' if len(text) > 100 else ''}  {DIM}[{mime}]{RESET}"
+    for mime, value in data.items():
+        if mime.startswith("image/"):
+            return f"{DIM}[{mime}, {len(value) * 3 // 4} bytes]{RESET}"
+    return str(data.get("text/plain", ""))
+
+
 class StreamingClient(NotebookClient):
     """An nbclient that echoes outputs to the terminal as they arrive."""
 
@@ -25,6 +43,7 @@ class StreamingClient(NotebookClient):
         super().__init__(nb, **kw)
         self._out = out
         self._t0 = time.monotonic()
+        self._code_cells = 0
 
     def _say(self, text: str) -> None:
         self._out.write(text)
@@ -32,9 +51,11 @@ class StreamingClient(NotebookClient):
 
     async def async_execute_cell(self, cell, cell_index, execution_count=None, store_history=True):
         if cell.cell_type == "code":
+            self._code_cells += 1
             stamp = f"{time.monotonic() - self._t0:6.2f}s"
-            first = cell.source.strip().splitlines()[0] if cell.source.strip() else ""
-            self._say(f"\n{DIM}{stamp}{RESET} {BOLD}In [{cell_index}]:{RESET} {first}\n")
+            lines = cell.source.strip().splitlines() or [""]
+            more = f" {DIM}(+{len(lines) - 1} lines){RESET}" if len(lines) > 1 else ""
+            self._say(f"\n{DIM}{stamp}{RESET} {BOLD}In [{self._code_cells}]:{RESET} {lines[0]}{more}\n")
         return await super().async_execute_cell(cell, cell_index, execution_count, store_history)
 
     def process_message(self, msg, cell, cell_index):
@@ -44,10 +65,8 @@ class StreamingClient(NotebookClient):
             colour = RED if content["name"] == "stderr" else ""
             self._say(f"{colour}{content['text']}{RESET if colour else ''}")
         elif kind in ("execute_result", "display_data", "update_display_data"):
-            data = content.get("data", {})
-            kinds = ", ".join(k for k in data if k != "text/plain")
-            text = data.get("text/plain", "")
-            self._say(f"{text}{f'  {DIM}[{kinds}]{RESET}' if kinds else ''}\n")
+            mark = "↻ " if kind == "update_display_data" else ""
+            self._say(f"{mark}{preview(content.get('data', {}))}\n")
         elif kind == "error":
             self._say(f"{RED}{content['ename']}: {content['evalue']}{RESET}\n")
         return super().process_message(msg, cell, cell_index)
