@@ -39,6 +39,12 @@ MAX_INCOMING = 64 * 1024 * 1024
 _CLOSED = object()
 
 
+def is_loopback(url: str) -> bool:
+    """Whether a URL points at this machine (then compression only costs CPU)."""
+    host = (urlsplit(url).hostname or "").lower()
+    return host in ("localhost", "::1") or host.startswith("127.")
+
+
 def ws_url(public_host: str, path: str) -> str:
     """The WebSocket URL the official SDK uses: scheme + host:port of ``public_host``, any
     path dropped (PROTOCOL.md §2)."""
@@ -186,7 +192,7 @@ class AgentClient:
             ws = await connect(
                 url,
                 additional_headers=self._headers(),
-                compression=None,
+                compression=None if is_loopback(self.public_host) else "deflate",
                 max_size=MAX_INCOMING,
                 ping_interval=self.ping_interval,
                 ping_timeout=self.ping_timeout,

@@ -53,6 +53,7 @@ class Live:
     token: str
     token_expires_at: datetime | None
     token_issued_at: datetime
+    extended: float = 0.0  # monotonic time of the last timeout extension
 
 
 class SandboxSession:
@@ -135,6 +136,7 @@ class SandboxSession:
                 token=info.auth_token,
                 token_expires_at=info.token_expires_at,
                 token_issued_at=datetime.now(timezone.utc),
+                extended=time.monotonic(),
             )
             live.agent = AgentClient(
                 info.public_host,
@@ -200,9 +202,10 @@ class SandboxSession:
             await asyncio.sleep(min(period, 60.0))
             try:
                 await self._ensure_token(live)
-                if cfg.mode != "attach" and time.monotonic() - live.started >= period:
+                if cfg.mode != "attach" and time.monotonic() - live.extended >= period:
                     await live.control.set_timeout(live.info.id, cfg.sandbox_timeout)
-                    live.started = time.monotonic()
+                    live.info.expires_at = datetime.now(timezone.utc) + timedelta(seconds=cfg.sandbox_timeout)
+                    live.extended = time.monotonic()
             except SandboxExpired:
                 self.drop()
                 return

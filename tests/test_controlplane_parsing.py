@@ -82,3 +82,12 @@ def test_sandbox_info_falls_back_to_direct_url():
 )
 def test_ws_url(host, url):
     assert ws_url(host, "/execute/stream") == url
+
+
+def test_compression_is_off_only_on_loopback():
+    from hopx_kernel.agent import is_loopback
+
+    assert is_loopback("http://127.0.0.1:8000")
+    assert is_loopback("http://localhost:1")
+    assert is_loopback("http://[::1]:80")
+    assert not is_loopback("https://7777-abc.eu.vms.hopx.dev")
