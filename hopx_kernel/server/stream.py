@@ -60,6 +60,11 @@ class StreamHandler(WebSocketHandler):
     def check_origin(self, origin: str) -> bool:
         return auth.is_loopback_origin(origin)
 
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        # Frames are small and latency-bound: without TCP_NODELAY, Nagle's algorithm holds
+        # ``complete`` behind ``result`` until the client's delayed ACK (~40 ms per cell).
+        self.set_nodelay(True)
+
     # ------------------------------------------------------------ sending
 
     async def emit(self, frame: frames.AgentFrame) -> None:
