@@ -40,6 +40,25 @@ def server_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
+#: Kernel variables that set the local sandbox's caps, and the server option each becomes.
+LIMIT_VARS = {"HOPX_LOCAL_MEMORY_MB": "--memory-limit-mb", "HOPX_LOCAL_MAX_PROCS": "--max-procs"}
+
+
+def limit_args(environ: dict[str, str] | None = None) -> list[str]:
+    """``HOPX_LOCAL_MEMORY_MB`` / ``HOPX_LOCAL_MAX_PROCS`` → the server's limit options.
+
+    A value that is not a number is passed on as is: the server then refuses to start
+    and says why, rather than the cap being silently dropped.
+    """
+    environ = os.environ if environ is None else environ
+    out: list[str] = []
+    for name, option in LIMIT_VARS.items():
+        value = (environ.get(name) or "").strip()
+        if value:
+            out += [option, value]
+    return out
+
+
 def start_server(parent_pid: int | None = None) -> subprocess.Popen:
     """Spawn ``python -m hopx_kernel.server`` on a free loopback port; returns at once.
 
@@ -51,8 +70,10 @@ def start_server(parent_pid: int | None = None) -> subprocess.Popen:
         sys.executable, "-m", "hopx_kernel.server",
         "--port", "0",
         "--root", root,
+        "--remove-root",  # also when the kernel is SIGKILLed and --parent-pid ends the server
         "--parent-pid", str(parent_pid or os.getpid()),
         "--log-level", "warning",
+        *limit_args(),
     ]
     proc = subprocess.Popen(
         argv,
@@ -89,6 +110,9 @@ async def wait_ready(proc: subprocess.Popen, timeout: float = 60.0) -> tuple[str
     Raises:
         Unreachable: the server exited or said nothing in time.
     """
+    known = getattr(proc, "hopx_info", None)
+    if known is not None:  # read before: the server prints its line only once
+        return known
     assert proc.stdout is not None
     try:
         line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), timeout)
@@ -100,7 +124,8 @@ async def wait_ready(proc: subprocess.Popen, timeout: float = 60.0) -> tuple[str
         ) from None
     try:
         info = json.loads(line)
-        return info["base_url"], info["api_key"]
+        proc.hopx_info = (info["base_url"], info["api_key"])  # type: ignore[attr-defined]
+        return proc.hopx_info  # type: ignore[attr-defined]
     except (ValueError, KeyError, TypeError):
         code = proc.poll()
         stop_server(proc)

@@ -79,6 +79,7 @@ class HopxKernel(Kernel):
         self._interrupted = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._warned_stateless = False
+        self._closing: set[asyncio.Future] = set()
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -186,8 +187,11 @@ class HopxKernel(Kernel):
                             await execution.send(InputReply(value))
                         else:
                             publish(msg_type, content)
-            if mapper.agent_error_code == "SANDBOX_DIED":
-                self.sandbox.lost(HopxKernelError("the sandbox died"))
+            if mapper.agent_error_code in ("SANDBOX_DIED", "SANDBOX_EXPIRED"):
+                # ended under the running cell: the next cell must not fail on a 410 too
+                lost = HopxKernelError("the sandbox ended")
+                self.sandbox.lost(lost)  # sets what happens next (a new sandbox, or attach)
+                publish("stream", {"name": "stderr", "text": f"{lost.hint}\n"})
         except SandboxDisconnected as exc:
             if execution.interrupted:
                 how = "the connection was closed to stop it"
@@ -200,7 +204,10 @@ class HopxKernel(Kernel):
                     publish(*msg)
         finally:
             self._execution = None
-            await execution.close()
+            # the cell's outcome is known: close the socket without holding up the reply
+            closing = asyncio.ensure_future(execution.close())
+            self._closing.add(closing)
+            closing.add_done_callback(self._closing.discard)
 
     async def _ask(self, prompt: str, password: bool) -> str:
         """Send a Jupyter ``input_request`` on stdin and wait (cancellably) for the reply."""

@@ -25,12 +25,15 @@ class ServerState:
     Attributes:
         api_key: the control-plane credential.
         base_url: ``http://127.0.0.1:PORT``, known once the socket is bound.
+        public_url: the agent URL sandbox objects advertise (``public_host``,
+            ``direct_url``); ``base_url`` unless ``--public-url`` says otherwise.
     """
 
     api_key: str
     registry: Registry
     ctx: Context
     base_url: str = ""
+    public_url: str = ""
 
 
 def make_app(state: ServerState) -> Application:

@@ -98,7 +98,8 @@ class ControlHandler(JsonHandler):
 
     def show(self, sandbox: Sandbox, status: int = 200) -> None:
         self.reply(
-            {**sandbox_object(sandbox, self.state.base_url, self.state.ctx.limits.memory_mb),
+            {**sandbox_object(sandbox, self.state.public_url or self.state.base_url,
+                              self.state.ctx.limits.memory_mb),
              "request_id": self.request_id},
             status,
         )
@@ -122,7 +123,8 @@ class SandboxesHandler(ControlHandler):
         memory = self.state.ctx.limits.memory_mb
         self.reply({
             "object": "list",
-            "data": [sandbox_object(s, self.state.base_url, memory) for s in items[:limit]],
+            "data": [sandbox_object(s, self.state.public_url or self.state.base_url, memory)
+                     for s in items[:limit]],
             "has_more": len(items) > limit,
             "next_cursor": None,
             "request_id": self.request_id,

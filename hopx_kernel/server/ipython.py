@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 import time
@@ -21,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import psutil
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 
@@ -99,6 +101,36 @@ class RunControl:
             self._wake()
 
 
+def group_size(pgid: int) -> int:
+    """How many live processes are in process group ``pgid`` (orphans included)."""
+    count = 0
+    for pid in psutil.pids():
+        try:
+            if os.getpgid(pid) == pgid and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
+                count += 1
+        except (OSError, psutil.Error):
+            continue
+    return count
+
+
+async def kill_group(pgid: int, tries: int = 40) -> None:
+    """SIGKILL process group ``pgid`` until it is empty (a fork bomb keeps forking)."""
+    for _ in range(tries):
+        try:
+            os.killpg(pgid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            return
+        if await asyncio.to_thread(group_size, pgid) == 0:
+            return
+        await asyncio.sleep(0.05)
+
+
+def process_cap_reason(max_procs: int) -> str:
+    """Why a sandbox whose kernel went over ``--max-procs`` was ended."""
+    return (f"it started more than {max_procs} processes, the sandbox's process cap "
+            f"(--max-procs / HOPX_LOCAL_MAX_PROCS)")
+
+
 def death_reason(returncode: int | None, memory_mb: int | None) -> str:
     """A readable reason for a kernel process that ended with ``returncode``."""
     if returncode is None:
@@ -146,6 +178,9 @@ class IPythonRunner:
         env["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
         if self.limits.memory_mb:
             env[MEMORY_ENV] = str(self.limits.memory_mb)
+            # RLIMIT_AS counts reserved address space: glibc's per-thread 64 MB malloc
+            # arenas would use up a small cap before ipykernel's threads even start
+            env.setdefault("MALLOC_ARENA_MAX", "2")
         if self.limits.max_procs:
             env[NPROC_ENV] = str(self.limits.max_procs)
         self._runtime_dir.mkdir(parents=True, exist_ok=True)
@@ -190,6 +225,8 @@ class IPythonRunner:
             with contextlib.suppress(Exception):
                 await self._km.shutdown_kernel(now=True)
             self._km = None
+        # a cell still running (the sandbox was ended under it) must see the kernel gone
+        self._died = self._died or "the sandbox was ended"
 
     @property
     def pid(self) -> int | None:
@@ -376,10 +413,27 @@ class IPythonRunner:
                 await self.interrupt()
         if now - watch.checked_at >= LIVENESS_EVERY:
             watch.checked_at = now
-            if await self.check_alive():
+            if await self.check_alive() or await self._over_process_cap():
                 outcome.died = self._died
                 return True
         return False
+
+    async def _over_process_cap(self) -> bool:
+        """Enforce ``max_procs`` by counting the kernel's process group.
+
+        RLIMIT_NPROC (set in the kernel too) counts every process of the uid and is not
+        enforced for root, so the server also counts the group itself and ends the
+        sandbox (the whole group, orphans included) once it is over the cap.
+        """
+        cap, pgid = self.limits.max_procs, self.pid
+        if not cap or pgid is None:
+            return False
+        if await asyncio.to_thread(group_size, pgid) <= cap:
+            return False
+        self._killed_by_us = True
+        await kill_group(pgid)
+        self._died = process_cap_reason(cap)
+        return True
 
 
 @dataclass

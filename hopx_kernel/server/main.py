@@ -50,6 +50,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--parent-pid", type=int, default=None,
                    help="exit when this process ends")
     p.add_argument("--root", default=None, help="folder for sandbox folders (default: temp)")
+    p.add_argument("--remove-root", action="store_true",
+                   help="remove --root on exit, also when --parent-pid ended (embedded mode)")
     p.add_argument("--pool-size", type=int, default=1, help="warm IPython kernels to keep")
     p.add_argument("--memory-limit-mb", type=int, default=None,
                    help="address-space cap per sandbox process (RLIMIT_AS)")
@@ -57,6 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="process cap per sandbox user (RLIMIT_NPROC)")
     p.add_argument("--token-ttl", type=float, default=24 * 3600.0,
                    help="seconds an agent token stays valid (default 24 h)")
+    p.add_argument("--public-url", default=None,
+                   help="agent URL to advertise as public_host/direct_url (default: the "
+                        "server's own base_url), e.g. a loopback proxy in front of it")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error", "critical"])
     return p
@@ -99,6 +104,7 @@ async def serve(args: argparse.Namespace) -> int:
     port = sockets[0].getsockname()[1]
     state.base_url = f"http://127.0.0.1:{port}" if args.host != "localhost" else \
         f"http://localhost:{port}"
+    state.public_url = (args.public_url or state.base_url).rstrip("/")
     server = HTTPServer(make_app(state), max_body_size=MAX_BODY, xheaders=False)
     server.add_sockets(sockets)
     pool.start()
@@ -123,7 +129,7 @@ async def serve(args: argparse.Namespace) -> int:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(server.close_all_connections(), 2)
     shutil.rmtree(runtime, ignore_errors=True)
-    if made_root:
+    if made_root or args.remove_root:
         shutil.rmtree(root, ignore_errors=True)
     return 0
 
@@ -144,6 +150,10 @@ def main(argv: list[str] | None = None) -> int:
     if not auth.is_loopback_bind(args.host):
         print(f"hopx-kernel serve: --host {args.host!r} is not a loopback address; the local "
               "sandbox only listens on 127.0.0.1 (or localhost, ::1)", file=sys.stderr)
+        return 2
+    if args.public_url is not None and not auth.is_loopback_origin(args.public_url):
+        print(f"hopx-kernel serve: --public-url {args.public_url!r} must be an http(s) URL on "
+              "loopback", file=sys.stderr)
         return 2
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")

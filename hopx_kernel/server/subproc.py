@@ -16,7 +16,7 @@ import time
 from pathlib import Path
 
 from ..frames import Stream, split_text
-from .ipython import Emit, Limits, RunControl
+from .ipython import Emit, Limits, RunControl, group_size, kill_group, process_cap_reason
 
 #: Seconds between SIGINT and SIGKILL once an execution must stop.
 KILL_GRACE = 2.0
@@ -86,6 +86,10 @@ async def run_process(
     handled, forced_at, timed_out = 0, None, False
     try:
         while not waiter.done():
+            if limits.max_procs and await asyncio.to_thread(group_size, pgid) > limits.max_procs:
+                await kill_group(pgid)  # RLIMIT_NPROC does not hold for root: count ourselves
+                await emit(Stream("stderr", f"\n[hopx] stopped: {process_cap_reason(limits.max_procs)}\n"))
+                break
             woken = asyncio.ensure_future(queue.get())
             await asyncio.wait({waiter, woken}, timeout=0.25, return_when=asyncio.FIRST_COMPLETED)
             woken.cancel()

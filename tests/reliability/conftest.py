@@ -1,0 +1,64 @@
+"""Fixtures for the reliability tests: a cloud-mode server behind a fault proxy, kernels."""
+
+from __future__ import annotations
+
+import contextlib
+import time
+
+import pytest
+from local_server_process import start_server
+
+from ..kernel.helpers import execute, start_kernel, stop_kernel
+from .proxy import Proxy
+
+
+@pytest.fixture(scope="module")
+def proxied_server():
+    """``hopx-kernel serve`` whose sandboxes advertise a proxy as their agent address.
+
+    The control plane is reached directly; every agent call (health, /execute/stream)
+    goes through ``server.proxy``. Tokens live 3 s, so every test also crosses expiries.
+    """
+    proxy = Proxy()
+    server = start_server("--public-url", proxy.url, "--token-ttl", "3")
+    proxy.target = ("127.0.0.1", int(server.base_url.rsplit(":", 1)[1]))
+    server.proxy = proxy
+    yield server
+    proxy.close()
+    assert server.stop() == 0
+
+
+def cloud_env(server, base_url: str | None = None, **extra: str) -> dict:
+    return {"HOPX_API_KEY": server.api_key, "HOPX_BASE_URL": base_url or server.base_url, **extra}
+
+
+@contextlib.contextmanager
+def kernel(env: dict | None = None):
+    km, kc = start_kernel(env)
+    try:
+        yield km, kc
+    finally:
+        stop_kernel(km, kc)
+
+
+def sandbox_id(kc) -> str:
+    """The current sandbox's id (provisioning one first if needed)."""
+    assert execute(kc, "pass").status == "ok"
+    text = execute(kc, "%hopx").stream()
+    return next(line for line in text.splitlines() if line.startswith("sandbox id")).split()[-1]
+
+
+def numbered_lines(text: str) -> list[int]:
+    """The numbers of lines ``line <n>`` in ``text`` (complete lines only)."""
+    return [int(l.split()[1]) for l in text.splitlines(keepends=True)
+            if l.startswith("line ") and l.endswith("\n")]
+
+
+def wait_for(predicate, timeout: float, what: str):
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        value = predicate()
+        if value:
+            return value
+        time.sleep(0.05)  # bounded poll of a condition
+    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

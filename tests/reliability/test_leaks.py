@@ -1,0 +1,117 @@
+"""Start/stop cycles and SIGKILLed kernels leave no process, sandbox folder or port behind."""
+
+from __future__ import annotations
+
+import os
+import signal
+import tempfile
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+from local_server_process import KERNEL_MARK, start_server
+
+from ..kernel.helpers import execute, family, start_kernel, stop_kernel, wait_gone
+from .conftest import wait_for
+
+CLOUD_CYCLES = 50
+EMBEDDED_CYCLES = 4
+KILLED = 10
+PARALLEL = 4
+
+
+def listening_ports(procs) -> set[int]:
+    ports = set()
+    for p in procs:
+        try:
+            ports |= {c.laddr.port for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+        except psutil.Error:
+            pass
+    return ports
+
+
+def open_ports() -> set[int]:
+    return {c.laddr.port for c in psutil.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+
+
+def sandbox_kernels(server) -> list[psutil.Process]:
+    return [p for p in psutil.Process(server.proc.pid).children(recursive=True)
+            if KERNEL_MARK in " ".join(p.cmdline())]
+
+
+def folders() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("hopx-local-*"))
+
+
+def start(env: dict | None = None):
+    """start_kernel, retried once: jupyter_client picks free ports and binds them later,
+    so kernels starting at the same moment can race for one (not a hopx-kernel issue)."""
+    try:
+        return start_kernel(env)
+    except RuntimeError:
+        return start_kernel(env)
+
+
+def cycle(env: dict | None) -> tuple[set[int], list[psutil.Process]]:
+    km, kc = start(env)
+    try:
+        assert execute(kc, "print('up')").stream() == "up\n"
+        procs = family(km.provisioner.process.pid)
+        ports = listening_ports(procs)
+    finally:
+        stop_kernel(km, kc)
+    return ports, procs
+
+
+def test_fifty_cloud_cycles_and_a_few_embedded_leave_nothing(tmp_path):
+    server = start_server("--root", str(tmp_path / "root"))
+    try:
+        env = {"HOPX_API_KEY": server.api_key, "HOPX_BASE_URL": server.base_url}
+        warm = len(sandbox_kernels(server))
+        before_folders = folders()
+        with ThreadPoolExecutor(PARALLEL) as pool:
+            results = list(pool.map(cycle, [env] * CLOUD_CYCLES + [None] * EMBEDDED_CYCLES))
+        procs = [p for _, ps in results for p in ps]
+        assert wait_gone(procs, timeout=20) == []
+        # the shared server's warm-pool kernels may bind a port a stopped kernel freed
+        reused = listening_ports(family(server.proc.pid))
+        still_open = set().union(*(ports for ports, _ in results)) & (open_ports() - reused)
+        holders = {c.laddr.port: c.pid for c in psutil.net_connections(kind="inet") if c.laddr.port in still_open}
+        assert still_open == set(), {port: (pid, psutil.Process(pid).cmdline() if pid else None) for port, pid in holders.items()}
+        listing = httpx.get(f"{server.base_url}/v1/sandboxes", headers={"X-API-Key": server.api_key}).json()
+        assert listing["data"] == []  # every cloud kernel deleted its sandbox
+        # the warm pool refills for every concurrent create, so after a burst of PARALLEL
+        # creates up to PARALLEL idle kernels may stay warm: bounded, not one per cycle
+        wait_for(lambda: len(sandbox_kernels(server)) <= warm + PARALLEL, 20, "sandbox kernels to end")
+        # the only sandbox folders left are the warm pool's, one per idle kernel
+        left = [p for p in (tmp_path / "root").iterdir() if p.name != ".kernels"]
+        assert len(left) == len(sandbox_kernels(server))
+        assert folders() <= before_folders  # embedded servers removed theirs
+    finally:
+        assert server.stop() == 0
+
+
+def killed(_: int) -> tuple[set[int], list[psutil.Process]]:
+    km, kc = start()
+    try:
+        assert execute(kc, "print('up')").stream() == "up\n"
+        procs = family(km.provisioner.process.pid)
+        ports = listening_ports(procs)
+        os.kill(km.provisioner.process.pid, signal.SIGKILL)
+    finally:
+        kc.stop_channels()
+    km.cleanup_resources()
+    return ports, procs
+
+
+def test_sigkilled_kernels_take_everything_with_them():
+    before_folders = folders()
+    with ThreadPoolExecutor(PARALLEL) as pool:
+        results = list(pool.map(killed, range(KILLED)))
+    procs = [p for _, ps in results for p in ps]
+    assert len(procs) >= 3 * KILLED  # kernel, its server, the sandbox's IPython (+ the warm pool's)
+    assert wait_gone(procs, timeout=30) == []
+    assert set().union(*(ports for ports, _ in results)) & open_ports() == set()
+    wait_for(lambda: folders() <= before_folders or None, 15, "server folders to be removed")
