@@ -31,6 +31,11 @@ MAX_FRAME_BYTES = 1 << 20
 #: Stream text is cut into chunks of at most this many characters. JSON escapes a
 #: character to at most 6 bytes, so a chunk always encodes well under MAX_FRAME_BYTES.
 CHUNK_CHARS = 128 * 1024
+#: ASCII stream text encodes one byte per character (bar escapes), so it travels in
+#: pieces this large, each checked against MAX_FRAME_BYTES before it is used.
+ASCII_CHUNK_CHARS = 960 * 1024
+#: Room kept in a frame for everything but the text: type, timestamp, JSON punctuation.
+FRAME_OVERHEAD = 256
 
 LANGUAGES = ("python", "javascript", "bash", "go")
 #: Language aliases the official SDK accepts (``hopx_ai.Language``), folded to LANGUAGES.
@@ -219,10 +224,22 @@ def encode(frame: AgentFrame | ClientFrame, timestamp: str | None = None) -> str
 
 
 def split_text(data: str, limit: int = CHUNK_CHARS) -> list[str]:
-    """Cut stream text into chunks that each fit one frame, keeping every character."""
+    """Cut stream text into chunks that each fit one frame, keeping every character.
+
+    ASCII text (most output) is cut into large pieces, each checked to encode within
+    ``MAX_FRAME_BYTES``; anything else into ``limit`` characters, safe for any text.
+    """
     if len(data) <= limit:
         return [data]
-    return [data[i : i + limit] for i in range(0, len(data), limit)]
+    out: list[str] = []
+    start, end = 0, len(data)
+    while start < end:
+        piece = data[start : start + ASCII_CHUNK_CHARS]
+        if not (piece.isascii() and len(_dumps(piece)) <= MAX_FRAME_BYTES - FRAME_OVERHEAD):
+            piece = piece[:limit]
+        out.append(piece)
+        start += len(piece)
+    return out
 
 
 # ---------------------------------------------------------------- decoding helpers
