@@ -1,0 +1,278 @@
+"""RESULTS.md (markdown) and ratios.png (matplotlib, installed on demand)."""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import subprocess
+import sys
+from importlib import metadata
+from pathlib import Path
+
+from . import contenders as C
+from .rows import Metric
+from .stats import is_number, percentile, ratio, summary
+
+ANALYSIS = Path(__file__).with_name("analysis.md")
+VERSIONED = ("hopx-kernel", "hopx-ai", "ipykernel", "jupyter_client", "nbclient", "pyzmq",
+             "tornado", "websockets", "ipython", "psutil")
+CHART_ROWS = ("rt_pass", "rt_1p1", "ttfo", "mib50", "mib50_ttfb", "print200k", "start",
+              "restart", "nb20", "nb20x8")
+
+
+def fmt(x: float) -> str:
+    if not is_number(x):
+        return "n/a"
+    a = abs(x)
+    if a >= 100:
+        return f"{x:.0f}"
+    if a >= 10:
+        return f"{x:.1f}"
+    if a >= 1:
+        return f"{x:.2f}"
+    return f"{x:.3f}"
+
+
+def stat(m: Metric, key: str) -> dict:
+    vals = m.samples.get(key) or []
+    s = summary(vals)
+    if m.higher_is_better and vals:
+        s["p95"] = percentile(vals, 5)  # the slow tail of a throughput
+    return s
+
+
+def median_ratio(m: Metric, key: str) -> float:
+    if key == C.IPYKERNEL or C.IPYKERNEL not in m.samples or key not in m.samples:
+        return math.nan
+    return ratio(stat(m, key)["median"], stat(m, C.IPYKERNEL)["median"])
+
+
+# ---------------------------------------------------------------------------- targets
+
+
+def targets(metrics: dict[str, Metric]) -> list[tuple[str, str, dict[str, tuple[float, bool]]]]:
+    """(target text, unit, {contender: (value, met)}) for the HopX kernel contenders."""
+    out = []
+
+    def add(text, unit, mid, fn, ok):
+        m = metrics.get(mid)
+        if m is None:
+            return
+        res = {}
+        for key in (C.EMBEDDED, C.CLOUD):
+            if key in m.samples:
+                v = fn(m, key)
+                res[key] = (v, is_number(v) and ok(v), ok.limit)
+        out.append((text, unit, res))
+
+    def le(limit):
+        f = lambda v: v <= limit  # noqa: E731
+        f.limit = limit
+        return f
+
+    def ge(limit):
+        f = lambda v: v >= limit  # noqa: E731
+        f.limit = limit
+        return f
+
+    med = lambda m, k: stat(m, k)["median"]  # noqa: E731
+    add("round trip `pass` ≤ 2.0× ipykernel", "×", "rt_pass", median_ratio, le(2.0))
+    add("time to first output ≤ 0.1× ipykernel", "×", "ttfo", median_ratio, le(0.1))
+    add("time to first output ≤ 20 ms", "ms", "ttfo", med, le(20))
+    add("50 MiB throughput ≥ 0.8× ipykernel", "×", "mib50", median_ratio, ge(0.8))
+    add("50 MiB first byte ≤ 50 ms", "ms", "mib50_ttfb", med, le(50))
+    add("200k print lines ≥ 1.0× ipykernel", "×", "print200k", median_ratio, ge(1.0))
+    add("kernel start → first result ≤ 2.0× ipykernel", "×", "start", median_ratio,
+        le(2.0))
+    add("kernel RSS growth during the 50 MiB cell ≤ 20 MB", "MB", "rss_kernel", med,
+        le(20))
+    add("kernel overhead over raw SDK stream, `pass` ≤ 3 ms/cell", "ms", "ovh_pass", med,
+        le(3))
+    add("kernel overhead over raw SDK stream, `1+1` ≤ 3 ms/cell", "ms", "ovh_1p1", med,
+        le(3))
+    return out
+
+
+# ---------------------------------------------------------------------------- environment
+
+
+def machine() -> dict[str, str]:
+    cpu = platform.processor() or "?"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    try:
+        mem = next(l.split(":")[1].strip() for l in Path("/proc/meminfo").read_text().splitlines()
+                   if l.startswith("MemTotal"))
+    except (OSError, StopIteration):
+        mem = "?"
+    return {"cpus": str(os.cpu_count()), "cpu": cpu, "memory": mem,
+            "platform": platform.platform(), "python": sys.version.split()[0]}
+
+
+def versions() -> dict[str, str]:
+    out = {}
+    for name in VERSIONED:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            out[name] = "-"
+    try:
+        import zmq
+
+        out["libzmq"] = zmq.zmq_version()
+    except ImportError:
+        pass
+    return out
+
+
+def git_rev() -> str:
+    try:
+        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
+                             text=True, cwd=Path(__file__).parent, timeout=5).stdout.strip()
+        dirty = subprocess.run(["git", "status", "--porcelain", "--", "hopx_kernel"],
+                               capture_output=True, text=True, cwd=Path(__file__).parent.parent,
+                               timeout=5).stdout.strip()
+        return rev + (" + uncommitted changes in hopx_kernel/" if dirty else "")
+    except (OSError, subprocess.SubprocessError):
+        return "?"
+
+
+# ---------------------------------------------------------------------------- markdown
+
+
+def markdown(metrics: list[Metric], info: dict) -> str:
+    by_id = {m.id: m for m in metrics}
+    L = []
+    L.append("# Benchmark: HopX kernel vs local ipykernel vs the raw hopx-ai SDK stream\n")
+    if info.get("provisional"):
+        L.append(f"> **Provisional figures.** {info['provisional']}\n")
+    L.append(f"Generated by `{info['command']}` on {info['date']} "
+             f"in {info['elapsed']:.0f} s (git {info['git']}).\n")
+    mach = machine()
+    L.append(f"Machine: {mach['cpus']} CPUs ({mach['cpu']}), {mach['memory']} RAM, "
+             f"{mach['platform']}, Python {mach['python']}. "
+             f"Load average before / after the run: {info['load_before']} / {info['load_after']}.\n")
+    L.append("Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()) + ".\n")
+    L.append("Contenders, alternated inside every row (ABCD ABCD …): "
+             + "; ".join(f"**{C.LABELS[k]}** (`{k}`)" for k in C.ALL) + ". "
+             "Kernels are driven with jupyter_client's `BlockingKernelClient`, the SDK row with "
+             "`hopx_ai.AsyncSandbox.run_code_stream(code, timeout=120, working_dir=None)` "
+             "(`working_dir=None` so it sends the same execute frame as the kernel; the SDK "
+             "default `'/workspace'` makes the server run two extra silent bookkeeping "
+             "executions per cell), cloud mode and the SDK against the same separately "
+             "started `hopx-kernel serve`. Times are `time.perf_counter()` in the bench "
+             "process after warm-up. MB = 10^6 bytes.\n")
+    L.append(f"Samples (warm-up + measured): {info['plan']}.\n")
+    L.append("Each cell: **median** (p95) and, in the × column, median ÷ local ipykernel's "
+             "median. For MB/s rows the bracket is the slow tail (5th percentile). "
+             "`n/a`: not applicable to that contender.\n")
+    L.append("## Results\n")
+    head = "| row | unit | " + " | ".join(
+        f"{C.LABELS[k]} | ×" if k != C.IPYKERNEL else C.LABELS[k] for k in C.ALL) + " |"
+    L.append(head)
+    L.append("|" + "---|" * (2 + 1 + 2 * (len(C.ALL) - 1)))
+    for m in metrics:
+        cells = [m.title, m.unit]
+        for key in C.ALL:
+            if key in m.samples and m.samples[key]:
+                s = stat(m, key)
+                cells.append(f"**{fmt(s['median'])}** ({fmt(s['p95'])})")
+            else:
+                cells.append("n/a")
+            if key != C.IPYKERNEL:
+                r = median_ratio(m, key)
+                cells.append(f"{r:.2f}×" if is_number(r) else "–")
+        L.append("| " + " | ".join(cells) + " |")
+    notes = [(m, k, v) for m in metrics for k, v in m.notes.items()]
+    if notes:
+        L.append("")
+        for m, k, v in notes:
+            L.append(f"- {m.id} / {C.LABELS[k]}: {v}")
+    L.append("\n## Targets\n")
+    L.append("| target | " + " | ".join(C.LABELS[k] for k in (C.EMBEDDED, C.CLOUD)) + " |")
+    L.append("|---|---|---|")
+    for text, unit, res in targets(by_id):
+        cells = [text]
+        for key in (C.EMBEDDED, C.CLOUD):
+            if key in res:
+                v, ok, limit = res[key]
+                miss = "" if ok or not is_number(v) else f" by {fmt(abs(v - limit))} {unit}"
+                cells.append(f"{fmt(v)} {unit} — {'met' if ok else '**missed**' + miss}")
+            else:
+                cells.append("n/a")
+        L.append("| " + " | ".join(cells) + " |")
+    if info.get("chart"):
+        L.append(f"\n![ratios to local ipykernel]({info['chart']})\n")
+    L.append("\n## Analysis\n")
+    if ANALYSIS.exists():
+        L.append(ANALYSIS.read_text().strip() + "\n")
+    else:
+        L.append("> PLACEHOLDER — to be filled from profiling (bench/analysis.md is "
+                 "included here verbatim when it exists).\n")
+    return "\n".join(L) + "\n"
+
+
+# ---------------------------------------------------------------------------- chart
+
+
+def ensure_matplotlib() -> bool:
+    try:
+        import matplotlib  # noqa: F401
+        return True
+    except ImportError:
+        pass
+    print("bench: installing matplotlib for the chart (optional extra 'bench')", flush=True)
+    r = subprocess.run([sys.executable, "-m", "pip", "install", "--quiet", "matplotlib>=3.8"])
+    if r.returncode != 0:
+        return False
+    import importlib
+
+    importlib.invalidate_caches()
+    try:
+        import matplotlib  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def chart(metrics: list[Metric], path: Path) -> bool:
+    if not ensure_matplotlib():
+        print("bench: no matplotlib; skipping the chart", file=sys.stderr)
+        return False
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [m for m in metrics if m.id in CHART_ROWS and C.IPYKERNEL in m.samples]
+    keys = [k for k in (C.EMBEDDED, C.CLOUD, C.SDK)]
+    fig, ax = plt.subplots(figsize=(11, 5), dpi=100)
+    width = 0.8 / len(keys)
+    for j, key in enumerate(keys):
+        xs, ys = [], []
+        for i, m in enumerate(rows):
+            r = median_ratio(m, key)
+            if is_number(r) and r > 0:
+                xs.append(i + (j - (len(keys) - 1) / 2) * width)
+                ys.append(r)
+        bars = ax.bar(xs, ys, width, label=C.LABELS[key])
+        for x, y in zip(xs, ys):
+            ax.text(x, y, f"{y:.2g}", ha="center", va="bottom", fontsize=7)
+    ax.axhline(1.0, color="black", linewidth=0.8)
+    ax.set_yscale("log")
+    ax.set_xticks(range(len(rows)))
+    ax.set_xticklabels([f"{m.id}\n({'higher' if m.higher_is_better else 'lower'} better)"
+                        for m in rows], fontsize=8)
+    ax.set_ylabel("median ÷ local ipykernel median (log)")
+    ax.set_title("HopX kernel and SDK stream relative to local ipykernel (1.0 = same)")
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return True
