@@ -13,11 +13,25 @@ def main() -> None:
 
     embedded.prestart()
 
+    import logging
+    import os
+
     from ipykernel.kernelapp import IPKernelApp
 
     from .kernel import HopxKernel
 
-    IPKernelApp.launch_instance(kernel_class=HopxKernel)
+    app = IPKernelApp.instance(kernel_class=HopxKernel)
+    app.initialize()
+    status = 1
+    try:
+        app.start()
+        status = 0
+    finally:
+        # The sandbox was deleted and the local server stopped in do_shutdown. Exit now:
+        # ipykernel 7.4's close() at interpreter exit can deadlock for seconds (the control
+        # thread flushes into the IOPub thread that close() already stopped).
+        logging.shutdown()
+        os._exit(status)
 
 
 if __name__ == "__main__":
