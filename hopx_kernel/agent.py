@@ -9,12 +9,14 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from websockets.asyncio.client import ClientConnection, connect
+from websockets.protocol import State
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from .api_errors import error_for_status
@@ -33,6 +35,8 @@ log = logging.getLogger(__name__)
 #: Raw frames buffered between the socket and the kernel; beyond this the socket is not
 #: read, so TCP pushes back on the agent instead of the kernel's memory growing.
 QUEUE_FRAMES = 64
+#: A prepared connection older than this is not used: an agent may drop idle sockets.
+SPARE_MAX_AGE = 30.0
 #: Largest frame accepted. The protocol keeps frames under 1 MiB; be lenient with agents.
 MAX_INCOMING = 64 * 1024 * 1024
 
@@ -173,6 +177,8 @@ class AgentClient:
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
         self._http = AsyncHTTPClient(force_instance=True)
+        self._spare: asyncio.Future | None = None
+        self._spare_at = 0.0
 
     def __repr__(self) -> str:
         return f"AgentClient({self.public_host!r})"
@@ -180,19 +186,21 @@ class AgentClient:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token()}"}
 
-    async def open_execution(self, frame: Execute) -> Execution:
-        """Open ``/execute/stream`` and send the ``execute`` frame.
+    async def _connect(self) -> ClientConnection:
+        """Open ``/execute/stream`` (not yet sent anything).
 
         Raises:
             ControlPlaneError: the agent refused the upgrade (401, 410, ...).
             Unreachable: no connection could be made.
         """
         url = ws_url(self.public_host, "/execute/stream")
+        local = is_loopback(self.public_host)
         try:
-            ws = await connect(
+            return await connect(
                 url,
                 additional_headers=self._headers(),
-                compression=None if is_loopback(self.public_host) else "deflate",
+                compression=None if local else "deflate",
+                proxy=None if local else True,
                 max_size=MAX_INCOMING,
                 ping_interval=self.ping_interval,
                 ping_timeout=self.ping_timeout,
@@ -210,6 +218,38 @@ class AgentClient:
                 f"Could not connect to the sandbox at {self.public_host} ({exc.__class__.__name__})",
                 "Run the cell again; if it keeps failing, restart the kernel.",
             ) from None
+
+    def prepare(self) -> None:
+        """Open the next cell's connection in the background (one execution per socket,
+        as PROTOCOL.md has it, but the connect is off the cell's path)."""
+        if self._spare is None:
+            self._spare = asyncio.ensure_future(self._connect())
+            self._spare.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._spare_at = time.monotonic()
+
+    async def _take_spare(self) -> ClientConnection | None:
+        """The prepared connection if it is still usable, else None."""
+        task, self._spare = self._spare, None
+        if task is None:
+            return None
+        try:
+            ws = await task
+        except (HopxKernelError, asyncio.CancelledError):
+            return None  # the caller connects afresh and reports any error properly
+        if ws.state is State.OPEN and time.monotonic() - self._spare_at < SPARE_MAX_AGE:
+            return ws
+        asyncio.ensure_future(ws.close())
+        return None
+
+    async def open_execution(self, frame: Execute) -> Execution:
+        """A connection to ``/execute/stream`` (the prepared one if usable) with the
+        ``execute`` frame sent.
+
+        Raises:
+            ControlPlaneError: the agent refused the upgrade (401, 410, ...).
+            Unreachable: no connection could be made.
+        """
+        ws = await self._take_spare() or await self._connect()
         execution = Execution(ws)
         await execution.send(frame)
         return execution
@@ -268,6 +308,12 @@ class AgentClient:
         )
 
     def close(self) -> None:
+        spare, self._spare = self._spare, None
+        if spare is not None:
+            if spare.done() and not spare.cancelled() and spare.exception() is None:
+                asyncio.ensure_future(spare.result().close())
+            else:
+                spare.cancel()
         self._http.close()
 
 

@@ -21,7 +21,7 @@ from .config import from_env
 from .errors import ConfigError, HopxKernelError, SandboxDisconnected
 from .frames import Execute, InputReply, Interrupt
 from .magics import MagicError, parse_magic, run_magic
-from .mapping import CellMapper, coalesce
+from .mapping import LOST_CODES, CellMapper, coalesce, jupyter_safe
 from .session import SandboxSession
 
 LANGUAGE_INFO = {
@@ -120,7 +120,8 @@ class HopxKernel(Kernel):
     # -- execute -------------------------------------------------------------------------
 
     def _publish(self, msg_type: str, content: dict) -> None:
-        self.send_response(self.iopub_socket, msg_type, content)
+        # agent-supplied text may hold lone surrogates: unsendable, the packer would raise
+        self.send_response(self.iopub_socket, msg_type, jupyter_safe(content))
 
     async def do_execute(
         self,
@@ -135,7 +136,7 @@ class HopxKernel(Kernel):
     ):
         if store_history:
             self._history.append((self.execution_count, code))
-        mapper = CellMapper(self.execution_count, self._display_ids)
+        mapper = CellMapper(self.execution_count, self._display_ids, lost_hint=self.sandbox.lost_hint)
         publish = (lambda t, c: None) if silent else self._publish
         self._interrupted = False
         self._cell_task = asyncio.current_task()
@@ -143,7 +144,7 @@ class HopxKernel(Kernel):
             magic = parse_magic(code)
             if magic is not None and magic.local:
                 await run_magic(magic, self, publish)
-                return mapper.finish()
+                return jupyter_safe(mapper.finish())
             language = magic.language if magic is not None else "python"
             body = magic.body if magic is not None else code
             await self._run(mapper, publish, body, language, allow_stdin)
@@ -158,7 +159,7 @@ class HopxKernel(Kernel):
                 publish(*msg)
         finally:
             self._cell_task = None
-        return mapper.finish()
+        return jupyter_safe(mapper.finish())
 
     async def _run(self, mapper: CellMapper, publish, code: str, language: str, allow_stdin: bool):
         cfg = self.sandbox.config
@@ -182,16 +183,20 @@ class HopxKernel(Kernel):
             async for batch in execution.batches():
                 for item in coalesce(batch):
                     for msg_type, content in mapper.feed(item):
-                        if msg_type == "input_request":
+                        if msg_type == "input_request" and frame.allow_stdin:
                             value = await self._ask(content["prompt"], content["password"])
-                            await execution.send(InputReply(value))
+                            if value is not None:  # None: interrupted, the agent was told
+                                await execution.send(InputReply(value))
+                        elif msg_type == "input_request":
+                            # the agent was told this cell cannot answer (no allow_stdin), and
+                            # asked anyway: do not wait for a frontend that cannot answer
+                            await self._refuse_input(execution, mapper, publish, allow_stdin)
                         else:
                             publish(msg_type, content)
-            if mapper.agent_error_code in ("SANDBOX_DIED", "SANDBOX_EXPIRED"):
-                # ended under the running cell: the next cell must not fail on a 410 too
-                lost = HopxKernelError("the sandbox ended")
-                self.sandbox.lost(lost)  # sets what happens next (a new sandbox, or attach)
-                publish("stream", {"name": "stderr", "text": f"{lost.hint}\n"})
+            if mapper.agent_error_code in LOST_CODES:
+                # ended under the running cell (the error said so): the next cell must not
+                # fail on a 410 too
+                self.sandbox.lost(HopxKernelError("the sandbox ended"))
         except SandboxDisconnected as exc:
             if execution.interrupted:
                 how = "the connection was closed to stop it"
@@ -208,9 +213,25 @@ class HopxKernel(Kernel):
             closing = asyncio.ensure_future(execution.close())
             self._closing.add(closing)
             closing.add_done_callback(self._closing.discard)
+            self.sandbox.prepare_next()
 
-    async def _ask(self, prompt: str, password: bool) -> str:
-        """Send a Jupyter ``input_request`` on stdin and wait (cancellably) for the reply."""
+    async def _refuse_input(self, execution, mapper: CellMapper, publish, allow_stdin: bool) -> None:
+        """An ``input_request`` this cell cannot answer: fail the cell as ipykernel does,
+        and (if the agent speaks the extension) answer empty so it does not wait either."""
+        if self.sandbox.has_extensions:
+            await execution.send(InputReply(""))
+        why = "this frontend does not support input requests" if not allow_stdin else (
+            "this sandbox's agent does not support input (no stream extensions)"
+        )
+        for msg in mapper.fail("StdinNotImplementedError", f"the code asked for input, but {why}"):
+            publish(*msg)
+
+    async def _ask(self, prompt: str, password: bool) -> str | None:
+        """Send a Jupyter ``input_request`` on stdin and wait for the reply.
+
+        Returns ``None`` when the cell is interrupted meanwhile (the agent has already been
+        sent the interrupt, or its socket closed); an answer then would be stale.
+        """
         parent = self.get_parent("shell")
         ident = self._parent_ident["shell"]
         while True:  # drop stale replies
@@ -219,14 +240,16 @@ class HopxKernel(Kernel):
             except zmq.ZMQError:
                 break
         self.session.send(
-            self.stdin_socket, "input_request", {"prompt": prompt, "password": password}, parent, ident=ident
+            self.stdin_socket, "input_request", jupyter_safe({"prompt": prompt, "password": password}),
+            parent, ident=ident,
         )
-        while True:
+        while not self._interrupted:
             _, reply = self.session.recv(self.stdin_socket, zmq.NOBLOCK)
             if reply is not None:
                 value = reply["content"].get("value", "")
                 return "" if value == "\x04" else str(value)
             await asyncio.sleep(0.01)
+        return None
 
     # -- assistance ----------------------------------------------------------------------
 

@@ -10,7 +10,8 @@ Rules kept here, in one place:
   ones are folded into it (a timeout's KeyboardInterrupt does not show twice);
 - an agent without the structured-error extension gets its ``ename``/``evalue`` parsed
   from the last line of the traceback it wrote on stderr;
-- a display whose ``transient.display_id`` was seen before becomes ``update_display_data``.
+- a display whose ``transient.display_id`` was seen before becomes ``update_display_data``;
+- :func:`jupyter_safe` makes agent-supplied content sendable as a Jupyter message.
 
 Example:
     >>> m = CellMapper(execution_count=3)
@@ -25,6 +26,7 @@ Example:
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
@@ -47,6 +49,8 @@ STDERR_TAIL_CHARS = 64 * 1024
 #: Coalesced stream messages stay below this many characters.
 COALESCE_CHARS = 512 * 1024
 
+#: UTF-16 surrogate code points: a JSON escape like ``"\\ud800"`` puts one, alone, in a str.
+_SURROGATE = re.compile("[\ud800-\udfff]")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warning|Iteration))(?::\s?(.*))?$")
 
@@ -54,6 +58,34 @@ _EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warn
 def strip_ansi(text: str) -> str:
     """Remove terminal colour codes."""
     return _ANSI.sub("", text)
+
+
+def jupyter_safe(content: dict) -> dict:
+    """``content`` made fit for a Jupyter message, which must be UTF-8 JSON.
+
+    An agent's JSON may hold lone surrogates (``"\\ud800"``) and ``NaN``/``Infinity``,
+    which Python's json reads but a message cannot carry: the packer raises on the
+    former, and replaces the latter differently per packer. Lone surrogates become
+    U+FFFD, non-finite numbers ``null`` (as JavaScript's JSON.stringify does). Returns
+    ``content`` itself when it is already fine.
+
+    Example:
+        >>> jupyter_safe({"name": "stdout", "text": "a\\ud800"})
+        {'name': 'stdout', 'text': 'a\ufffd'}
+        >>> jupyter_safe({"data": {"x": float("nan")}})
+        {'data': {'x': None}}
+    """
+    if content.keys() == {"name", "text"} and isinstance(content["text"], str):  # stream: hot path
+        if _SURROGATE.search(content["text"]):
+            return {"name": content["name"], "text": _SURROGATE.sub("\ufffd", content["text"])}
+        return content
+    try:
+        if not _SURROGATE.search(json.dumps(content, ensure_ascii=False, allow_nan=False)):
+            return content
+    except ValueError:  # a non-finite number
+        pass
+    text = _SURROGATE.sub("\ufffd", json.dumps(content, ensure_ascii=False))  # only inside strings
+    return json.loads(text, parse_constant=lambda _: None)
 
 
 @dataclass(frozen=True)
@@ -110,15 +142,30 @@ def coalesce(frames: Iterable[AgentFrame], limit: int = COALESCE_CHARS) -> list[
     return out
 
 
+#: The names a user sees for the agent error codes that have one of their own.
+AGENT_ERROR_NAMES = {
+    "EXECUTION_TIMEOUT": "ExecutionTimeout",
+    "SANDBOX_DIED": "SandboxDied",
+    "SANDBOX_EXPIRED": "SandboxExpired",
+}
+#: Agent error codes meaning the sandbox, and its state, are gone.
+LOST_CODES = frozenset({"SANDBOX_DIED", "SANDBOX_EXPIRED"})
+
+
 class CellMapper:
     """Maps the frames of one cell to Jupyter iopub messages and the execute reply.
 
     Args:
         execution_count: the kernel's count for this cell.
         known_display_ids: display ids seen in earlier cells (shared, updated in place).
+        lost_hint: what happens next when the agent says the sandbox is gone, appended to
+            that error's line.
     """
 
-    def __init__(self, execution_count: int, known_display_ids: set[str] | None = None) -> None:
+    def __init__(
+        self, execution_count: int, known_display_ids: set[str] | None = None, lost_hint: str = ""
+    ) -> None:
+        self.lost_hint = lost_hint
         self.execution_count = execution_count
         self.display_ids = known_display_ids if known_display_ids is not None else set()
         self.error: dict | None = None
@@ -154,8 +201,11 @@ class CellMapper:
             return [("clear_output", {"wait": frame.wait})]
         if isinstance(frame, AgentError):
             self.agent_error_code = self.agent_error_code or frame.code
-            ename = "ExecutionTimeout" if frame.code == "EXECUTION_TIMEOUT" else "SandboxError"
-            return self._set_error(ename, frame.error, [f"{ename}: {frame.error}"])
+            ename = AGENT_ERROR_NAMES.get(frame.code, "SandboxError")
+            evalue = frame.error
+            if frame.code in LOST_CODES and self.lost_hint:
+                evalue = f"{evalue.rstrip('.')}. {self.lost_hint}"
+            return self._set_error(ename, evalue, [f"{ename}: {evalue}"])
         if isinstance(frame, InputRequest):
             return [("input_request", {"prompt": frame.prompt, "password": frame.password})]
         if isinstance(frame, Complete):

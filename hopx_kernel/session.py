@@ -158,6 +158,7 @@ class SandboxSession:
         self._live = live
         self.generation += 1
         self._keepalive = asyncio.ensure_future(self._keep_alive(live))
+        live.agent.prepare()
         log.info("sandbox %s ready (%s mode)", info.id, cfg.mode)
         return live
 
@@ -258,10 +259,19 @@ class SandboxSession:
             if self._server is not None and self._server.poll() is not None:
                 embedded.stop_server(self._server)  # it died: reap it and remove its folder
                 self._server = None  # start another next time
+        exc.hint = self.lost_hint
+
+    @property
+    def lost_hint(self) -> str:
+        """What happens after the sandbox is lost, for the user's one error line."""
         if self.can_replace:
-            exc.hint = "The next cell runs in a new sandbox; variables and imports from before are gone."
-        else:
-            exc.hint = "Attach to a running sandbox with HOPX_SANDBOX_ID, then restart the kernel."
+            return "The next cell runs in a new sandbox; variables and imports from before are gone."
+        return "Attach to a running sandbox with HOPX_SANDBOX_ID, then restart the kernel."
+
+    def prepare_next(self) -> None:
+        """Get the next cell's connection ready while the user reads this one's output."""
+        if self._live is not None:
+            self._live.agent.prepare()
 
     async def agent_call(self, method: str, path: str, **kw):
         """An HTTP call to the live sandbox's agent (completion, files, ...)."""

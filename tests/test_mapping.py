@@ -224,7 +224,7 @@ def test_zero_exit_with_traceback_on_stderr_is_not_an_error():
 
 
 def test_agent_error_frame_is_sandbox_error():
-    messages, reply = run([AgentError("the agent ran out of memory", "SANDBOX_DIED"), Complete(False)])
+    messages, reply = run([AgentError("the agent ran out of memory", "INTERNAL_ERROR"), Complete(False)])
     assert errors(messages) == [
         {
             "ename": "SandboxError",
@@ -350,3 +350,13 @@ def test_result_payload_reaches_the_execute_reply():
     mapper.feed(Complete(True))
     reply = mapper.finish()
     assert reply["status"] == "ok" and reply["payload"] == [page]
+
+
+def test_a_lost_sandbox_error_says_what_happens_next():
+    mapper = CellMapper(1, lost_hint="The next cell runs in a new sandbox.")
+    (msg,) = mapper.feed(AgentError("the sandbox's Python process died; its state is lost", "SANDBOX_DIED"))
+    assert msg[1]["ename"] == "SandboxDied"
+    assert msg[1]["evalue"] == "the sandbox's Python process died; its state is lost. The next cell runs in a new sandbox."
+    other = CellMapper(1, lost_hint="ignored for other codes")
+    (msg,) = other.feed(AgentError("disk full", "EXECUTION_FAILED"))
+    assert (msg[1]["ename"], msg[1]["evalue"]) == ("SandboxError", "disk full")
