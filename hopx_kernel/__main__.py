@@ -20,7 +20,10 @@ def main() -> None:
 
     from .kernel import HopxKernel
 
-    app = IPKernelApp.instance(kernel_class=HopxKernel)
+    # outstream_class=None: this process prints nothing of the user's, so its own stdout and
+    # stderr stay the real ones (stray warnings reach the Jupyter log, never a notebook) and
+    # ipykernel's per-cell flushes of captured output cost nothing.
+    app = IPKernelApp.instance(kernel_class=HopxKernel, outstream_class=None)
     app.initialize()
     status = 1
     try:

@@ -332,7 +332,10 @@ def parse_agent_frame(raw: str | bytes) -> AgentFrame | None:
             payload=_payload(obj.get("payload"), kind),
         )
     if kind == "complete":
-        return Complete(bool(obj.get("success", True)))
+        success = obj.get("success", True)
+        if isinstance(success, str):  # a lenient agent might send "false"
+            success = success.strip().lower() in ("true", "1", "yes")
+        return Complete(bool(success))
     if kind == "error":
         message = obj.get("error", obj.get("message", "the sandbox reported an error"))
         return AgentError(str(message), str(obj.get("code") or "EXECUTION_FAILED"))

@@ -14,6 +14,7 @@ import sys
 
 import zmq
 from ipykernel.kernelbase import Kernel
+from traitlets import Float
 
 from . import __version__
 from .completion import complete_locally, is_complete
@@ -63,6 +64,9 @@ class HopxKernel(Kernel):
     language_info = LANGUAGE_INFO
     banner = "HopX Remote Python: each cell runs in a HopX sandbox (%hopx for details)"
     help_links = [{"text": "hopx-kernel README", "url": "https://github.com/hopx-ai/hopx"}]
+    #: ipykernel sleeps 0.5 ms before every reply to let its own captured output drain;
+    #: this kernel publishes everything itself, in order, before replying.
+    _execute_sleep = Float(0.0)
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

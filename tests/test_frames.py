@@ -420,3 +420,9 @@ def test_result_payload_round_trips_and_is_validated():
     assert parse_agent_frame(encode(frame)) == frame
     with pytest.raises(FrameError):
         parse_agent_frame('{"type": "result", "exit_code": 0, "payload": "page"}')
+
+
+def test_complete_success_given_as_text_is_read_as_meant():
+    assert parse_agent_frame('{"type": "complete", "success": "false"}') == Complete(False)
+    assert parse_agent_frame('{"type": "complete", "success": "true"}') == Complete(True)
+    assert parse_agent_frame('{"type": "complete"}') == Complete(True)

@@ -11,7 +11,7 @@ from hopx_kernel.frames import (
     Result,
     Stream,
 )
-from hopx_kernel.mapping import CellMapper, coalesce, parse_traceback
+from hopx_kernel.mapping import CellMapper, coalesce, jupyter_safe, parse_traceback
 
 # Real CPython 3.11 output (python -c ...).
 CHAINED = """\
@@ -360,3 +360,13 @@ def test_a_lost_sandbox_error_says_what_happens_next():
     other = CellMapper(1, lost_hint="ignored for other codes")
     (msg,) = other.feed(AgentError("disk full", "EXECUTION_FAILED"))
     assert (msg[1]["ename"], msg[1]["evalue"]) == ("SandboxError", "disk full")
+
+
+def test_jupyter_safe_replaces_what_a_message_cannot_carry():
+    stream = {"name": "stdout", "text": "plain é 😀\r\n"}
+    assert jupyter_safe(stream) is stream  # nothing to do: the same object, no copy
+    assert jupyter_safe({"name": "stdout", "text": "a\ud800b\udfff"}) == {"name": "stdout", "text": "a\ufffdb\ufffd"}
+    content = {"data": {"text/plain": "\ud83d", "x/y": [float("nan"), float("inf"), 1.5]}, "transient": {"\udc80": 1}}
+    assert jupyter_safe(content) == {"data": {"text/plain": "\ufffd", "x/y": [None, None, 1.5]}, "transient": {"\ufffd": 1}}
+    fine = {"data": {"text/plain": "ok"}, "metadata": {}}
+    assert jupyter_safe(fine) is fine

@@ -6,10 +6,12 @@ handing over to ``IPKernelApp`` it:
 - applies resource caps passed by the server in ``HOPX_LOCAL_MEMORY_LIMIT_MB`` and
   ``HOPX_LOCAL_MAX_PROCS`` (``RLIMIT_AS`` / ``RLIMIT_NPROC``), then removes those
   variables and every Jupyter session variable from ``os.environ``;
-- makes output prompt: ipykernel batches stream output for 200 ms, which would make
-  the first line of ``print('x'); time.sleep(1)`` arrive late; here the first output after
-  a quiet spell goes within 5 ms, a steady stream every 50 ms, and no stream message
-  exceeds 1 Mi characters;
+- makes output prompt and bounded: ipykernel batches stream output for 200 ms, which
+  would make the first line of ``print('x'); time.sleep(1)`` arrive late, and holds a
+  flood of output whole (50 MiB written at once left as one 50 MB message after ~0.5 s).
+  Here the first output after a quiet spell goes within 5 ms, a steady stream every
+  50 ms, a writer with 256 Ki characters pending flushes them itself, and no message
+  exceeds 960 Ki characters (one frame);
 - keeps stdout/stderr order across the two streams: a write to one stream first sends
   whatever the other stream still buffers.
 """
@@ -28,7 +30,9 @@ FLUSH_FIRST = 0.005
 FLUSH_STEADY = 0.05
 #: No stream message carries more than this many characters, so 50 MiB written at once
 #: starts arriving at once instead of after one 50 MB message is serialised.
-MAX_MESSAGE_CHARS = 960 * 1024  # = frames.ASCII_CHUNK_CHARS: one message, one frame
+MAX_MESSAGE_CHARS = 960 * 1024
+#: Once this many characters wait in a stream's buffer, the writer flushes them itself.
+FLUSH_SIZE = 256 * 1024  # = frames.ASCII_CHUNK_CHARS: one message, one frame
 
 
 def _apply_limits() -> None:
@@ -68,7 +72,15 @@ def _patch_streams() -> None:
             if last is not None and last._flush_pending:
                 last.flush()
             last_stream[0] = self
-        return original_write(self, string)
+        written = original_write(self, string)
+        pending = getattr(self, "_hopx_pending", 0) + len(string)
+        if pending >= FLUSH_SIZE:
+            # a lot is waiting: send it now, and let the writer wait for that (backpressure:
+            # the first byte leaves at once and the buffer never holds a whole flood)
+            pending = 0
+            self.flush()
+        self._hopx_pending = pending
+        return written
 
     def schedule_flush(self: OutStream) -> None:
         if self._flush_pending:
@@ -80,6 +92,7 @@ def _patch_streams() -> None:
 
     def timed_flush(self: OutStream) -> None:
         self._hopx_flushed_at = time.monotonic()
+        self._hopx_pending = 0
         pub = self.pub_thread
         if pub is None or threading.current_thread() is not pub.thread or self.echo is not None:
             original_flush(self)
