@@ -14,7 +14,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.protocol import State
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -28,6 +27,7 @@ from .errors import (
     SandboxStalled,
     Unreachable,
 )
+from .http import fetch, json_body, new_client
 from .frames import AgentFrame, ClientFrame, Complete, Execute, encode, parse_agent_frame
 
 log = logging.getLogger(__name__)
@@ -176,7 +176,7 @@ class AgentClient:
         self._token = token
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
-        self._http = AsyncHTTPClient(force_instance=True)
+        self._http = new_client()
         self._spare: asyncio.Future | None = None
         self._spare_at = 0.0
 
@@ -270,25 +270,12 @@ class AgentClient:
                 hdrs["Content-Type"] = "application/json"
         if headers:
             hdrs.update(headers)
-        request = HTTPRequest(
-            url, method=method, headers=hdrs, body=payload,
-            connect_timeout=min(timeout, 10), request_timeout=timeout,
-            allow_nonstandard_methods=True,
+        action, where = f"call {path}", f"the sandbox at {self.public_host}"
+        response = await fetch(
+            self._http, method, url, headers=hdrs, body=payload, timeout=timeout,
+            action=action, where=where, hint="Run the cell again.",
         )
-        try:
-            response = await self._http.fetch(request, raise_error=False)
-        except OSError as exc:
-            raise Unreachable(f"Could not reach the sandbox ({exc.__class__.__name__})") from None
-        if response.code == 599:
-            raise Unreachable(f"Could not reach the sandbox at {self.public_host}", "Run the cell again.")
-        if response.code >= 400:
-            raise error_for_status(response.code, response.body, action=f"call {path}")
-        if raw:
-            return response.body
-        try:
-            return json.loads(response.body) if response.body else {}
-        except ValueError:
-            raise HopxKernelError(f"The sandbox answered {path} with something that is not JSON") from None
+        return response.body if raw else json_body(response, action=action, where=where)
 
     async def health(self) -> dict:
         """``GET /health``; waits (bounded) until the agent says it is healthy."""

@@ -15,11 +15,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest
-
 from . import __version__
-from .api_errors import error_for_status
-from .errors import ControlPlaneError, RateLimited, ServerUnavailable, Unreachable
+from .errors import ControlPlaneError, RateLimited, ServerUnavailable
+from .http import fetch, json_body, new_client
 
 log = logging.getLogger(__name__)
 
@@ -95,7 +93,7 @@ class ControlPlane:
         self.retries = retries
         self.backoff = backoff
         self.request_timeout = request_timeout
-        self._http = AsyncHTTPClient(force_instance=True)
+        self._http = new_client()
 
     def __repr__(self) -> str:
         return f"ControlPlane({self.base_url!r})"
@@ -113,53 +111,27 @@ class ControlPlane:
         if body is not None or method in ("POST", "PUT"):
             headers["Content-Type"] = "application/json"
             payload = json.dumps(body or {})
+        where = f"HopX at {self.base_url}"
         attempt = 0
         while True:
-            request = HTTPRequest(
-                url,
-                method=method,
-                headers=headers,
-                body=payload,
-                connect_timeout=10,
-                request_timeout=self.request_timeout,
-                follow_redirects=False,
-            )
             try:
-                response = await self._http.fetch(request, raise_error=False)
-            except (OSError, asyncio.TimeoutError) as exc:
-                raise Unreachable(
-                    f"Could not reach HopX at {self.base_url} to {action} ({exc.__class__.__name__})",
-                    "Check your network connection and HOPX_BASE_URL.",
-                ) from None
-            if response.code == 599:  # tornado: no HTTP answer (refused, timeout, reset)
-                reason = response.error.__class__.__name__ if response.error else "no answer"
-                if isinstance(response.error, HTTPClientError) and "Timeout" in str(response.error):
-                    reason = "timed out"
-                raise Unreachable(
-                    f"Could not reach HopX at {self.base_url} to {action} ({reason})",
-                    "Check your network connection and HOPX_BASE_URL.",
+                response = await fetch(
+                    self._http, method, url, headers=headers, body=payload,
+                    timeout=self.request_timeout, action=action, where=where,
+                    hint="Check your network connection and HOPX_BASE_URL.",
                 )
-            if response.code < 400:
-                try:
-                    return json.loads(response.body) if response.body else {}
-                except ValueError:
-                    raise ServerUnavailable(
-                        f"HopX answered {action} with something that is not JSON",
-                        "Check HOPX_BASE_URL points at the HopX API.",
-                        status=response.code,
-                    ) from None
-            error = error_for_status(response.code, response.body, action=action)
-            if retry and response.code in RETRY_STATUSES and attempt < self.retries:
+                return json_body(response, action=action, where=where)
+            except ControlPlaneError as error:
+                if not (retry and error.status in RETRY_STATUSES and attempt < self.retries):
+                    if attempt:
+                        error.message += f" (after {attempt + 1} attempts)"
+                    raise
                 wait = self.backoff * (2**attempt)
                 if isinstance(error, RateLimited) and error.retry_after:
                     wait = min(error.retry_after, 30.0)
-                log.warning("control plane answered %s to %s; retrying in %.1fs", response.code, action, wait)
+                log.warning("control plane answered %s to %s; retrying in %.1fs", error.status, action, wait)
                 attempt += 1
                 await asyncio.sleep(wait)
-                continue
-            if attempt and isinstance(error, ControlPlaneError):
-                error.message += f" (after {attempt + 1} attempts)"
-            raise error
 
     async def create(
         self, template: str, *, timeout_seconds: int | None = None, env_vars: dict | None = None

@@ -1,0 +1,81 @@
+"""One HTTP call to HopX — control plane or agent — with every failure translated.
+
+The single place where tornado's HTTP client is used: no HTTP answer at all becomes
+:class:`~hopx_kernel.errors.Unreachable`, an error status the matching
+:class:`~hopx_kernel.errors.ControlPlaneError` (via :mod:`.api_errors`), and a body that
+is not JSON :class:`~hopx_kernel.errors.ServerUnavailable`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
+
+from .api_errors import error_for_status
+from .errors import ServerUnavailable, Unreachable
+
+
+def new_client() -> AsyncHTTPClient:
+    """A client of one's own (tornado shares one per loop unless asked not to)."""
+    return AsyncHTTPClient(force_instance=True)
+
+
+async def fetch(
+    client: AsyncHTTPClient,
+    method: str,
+    url: str,
+    *,
+    headers: dict[str, str],
+    body: bytes | str | None = None,
+    timeout: float,
+    action: str,
+    where: str,
+    hint: str,
+) -> HTTPResponse:
+    """Send one request and return the response if its status is below 400.
+
+    Args:
+        action: what the call does, for messages ("create a sandbox").
+        where: who it goes to, for messages ("HopX at https://api.hopx.dev").
+        hint: what to do when there is no answer at all.
+
+    Raises:
+        Unreachable: no HTTP answer (refused, reset, timed out).
+        ControlPlaneError: an error status; the subclass says which.
+    """
+    request = HTTPRequest(
+        url,
+        method=method,
+        headers=headers,
+        body=body,
+        connect_timeout=min(timeout, 10.0),
+        request_timeout=timeout,
+        follow_redirects=False,
+        allow_nonstandard_methods=True,
+    )
+    try:
+        response = await client.fetch(request, raise_error=False)
+    except (OSError, asyncio.TimeoutError) as exc:
+        raise Unreachable(f"Could not reach {where} to {action} ({exc.__class__.__name__})", hint) from None
+    if response.code == 599:  # tornado's code for "no HTTP answer"
+        error = response.error
+        reason = "timed out" if "Timeout" in str(error) else (error.__class__.__name__ if error else "no answer")
+        raise Unreachable(f"Could not reach {where} to {action} ({reason})", hint)
+    if response.code >= 400:
+        raise error_for_status(response.code, response.body, action=action)
+    return response
+
+
+def json_body(response: HTTPResponse, *, action: str, where: str) -> Any:
+    """The response's JSON (``{}`` for an empty body)."""
+    try:
+        return json.loads(response.body) if response.body else {}
+    except ValueError:
+        raise ServerUnavailable(
+            f"{where} answered {action} with something that is not JSON",
+            "Check that the URL points at a HopX API.",
+            status=response.code,
+        ) from None
