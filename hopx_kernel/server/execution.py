@@ -140,9 +140,10 @@ async def execute(
 async def _run_python(ctx, sandbox, request, host_dir, emit, ask, control, started) -> bool:
     runner = sandbox.runner
     to_set, to_unset = env_changes(sandbox.env_vars, sandbox.applied_env)
-    bookkeeping = bool(to_set or to_unset or request.env or host_dir is not None)
+    # no chdir when the kernel already is there (the SDK asks for /workspace every time)
+    workdir = str(host_dir) if host_dir is not None and str(host_dir) != runner.cwd else None
+    bookkeeping = bool(to_set or to_unset or request.env or workdir is not None)
     if bookkeeping:
-        workdir = str(host_dir) if host_dir is not None else None
         if await runner.run_silent(prelude_code(to_set, to_unset, request.env, workdir)):
             sandbox.applied_env = dict(sandbox.env_vars)
     outcome = await runner.run_cell(

@@ -10,6 +10,7 @@ that went away, and the kernel process dying.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import contextlib
 import logging
@@ -40,6 +41,10 @@ KILL_AFTER = 10.0
 #: Seconds between checks that the kernel process is still alive.
 LIVENESS_EVERY = 0.25
 STARTUP_TIMEOUT = 60.0
+
+#: Evaluated by IPython after each execution: the working directory, so the server knows
+#: when a request's ``workdir`` needs no chdir (the SDK sends one on every call).
+CWD_EXPRESSION = {"cwd": "__import__('os').getcwd()"}
 
 Emit = Callable[[frames.AgentFrame], Awaitable[None]]
 Ask = Callable[[str, bool], Awaitable[str]]
@@ -169,6 +174,8 @@ class IPythonRunner:
         self._readers: list[asyncio.Task] = []
         self._died: str | None = None
         self._killed_by_us = False
+        #: the kernel's working directory after the last execution, when known
+        self.cwd: str | None = str(folder)
 
     # ------------------------------------------------------------ lifecycle
 
@@ -297,10 +304,24 @@ class IPythonRunner:
 
     async def run_silent(self, code: str, timeout: float = 10.0) -> bool:
         """Run bookkeeping code quietly (no history, no output); True when it succeeded."""
-        msg_id = self._kc.execute(code, silent=True, store_history=False, stop_on_error=False)
+        msg_id = self._kc.execute(
+            code, silent=True, store_history=False, stop_on_error=False, user_expressions=CWD_EXPRESSION
+        )
         self._routes[msg_id] = asyncio.Queue()
         reply = await self._request(msg_id, timeout)
+        self._note_cwd(reply)
         return bool(reply) and reply.get("status") == "ok"
+
+    def _note_cwd(self, reply: dict | None) -> None:
+        """Remember the working directory the reply's user expression reported."""
+        self.cwd = None
+        value = ((reply or {}).get("user_expressions") or {}).get("cwd") or {}
+        if value.get("status") == "ok":
+            try:
+                cwd = ast.literal_eval(value["data"]["text/plain"])
+            except (KeyError, ValueError, SyntaxError):
+                return
+            self.cwd = cwd if isinstance(cwd, str) else None
 
     async def run_cell(
         self, code: str, *, allow_stdin: bool, emit: Emit, ask: Ask | None, control: RunControl
@@ -320,7 +341,8 @@ class IPythonRunner:
             outcome.died = self._died
             return outcome
         msg_id = self._kc.execute(
-            code, store_history=True, allow_stdin=allow_stdin, stop_on_error=False
+            code, store_history=True, allow_stdin=allow_stdin, stop_on_error=False,
+            user_expressions=CWD_EXPRESSION,
         )
         queue: asyncio.Queue = asyncio.Queue()
         self._routes[msg_id] = queue
@@ -342,6 +364,7 @@ class IPythonRunner:
                         reply = True
                         outcome.status = content.get("status", "ok")
                         outcome.payload = content.get("payload") or None
+                        self._note_cwd(content)
                     elif kind == "stdin" and msg_type == "input_request":
                         if pending_input is not None:
                             pending_input.cancel()
