@@ -137,7 +137,9 @@ def main(argv: list[str] | None = None) -> int:
             log(f"chart failed:\n{traceback.format_exc()}")
     elapsed = time.perf_counter() - t_start
     load_after = load()
-    busy = max(float(load_before.split()[0]), float(load_after.split()[0]))
+    # the load after the run is mostly the benchmark's own (8 notebooks at once); what
+    # tells of other work on the machine is the load when the run began
+    busy = float(load_before.split()[0])
     cmd = "python -m bench" + (" " + shlex.join(argv if argv is not None else sys.argv[1:])
                                if (argv if argv is not None else sys.argv[1:]) else "")
     info = {
@@ -150,7 +152,7 @@ def main(argv: list[str] | None = None) -> int:
         "plan": ", ".join(f"{k} {v[0]}+{v[1]}" for k, v in asdict(plan).items()
                           if isinstance(v, tuple)) + f"; {plan.batch} concurrent notebooks",
         "chart": chart_path.name if chart_ok else None,
-        "provisional": (f"The machine was busy (1-min load average up to {busy:.2f} on "
+        "provisional": (f"The machine was busy (1-min load average {busy:.2f} on "
                         f"{os.cpu_count()} CPUs); rerun on a quiet machine before quoting."
                         if busy > 0.5 * (os.cpu_count() or 1) else
                         ("Smoke run: a handful of samples, not for quoting." if args.smoke

@@ -157,7 +157,7 @@ def markdown(metrics: list[Metric], info: dict) -> str:
     mach = machine()
     L.append(f"Machine: {mach['cpus']} CPUs ({mach['cpu']}), {mach['memory']} RAM, "
              f"{mach['platform']}, Python {mach['python']}. "
-             f"Load average before / after the run: {info['load_before']} / {info['load_after']}.\n")
+             f"Load average before / after the run (after includes the benchmark itself): {info['load_before']} / {info['load_after']}.\n")
     L.append("Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()) + ".\n")
     L.append("Contenders, alternated inside every row (ABCD ABCD …): "
              + "; ".join(f"**{C.LABELS[k]}** (`{k}`)" for k in C.ALL) + ". "

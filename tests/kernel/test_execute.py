@@ -171,3 +171,28 @@ def test_silent_cells_publish_nothing(kc):
     assert reply["parent_header"]["msg_id"] == msg_id
     assert reply["content"]["status"] == "ok"
     assert execute(kc, "print('loud')").stream() == "loud\n"
+
+
+def test_output_of_a_forked_child_process_reaches_the_cell(kc):
+    code = (
+        "import multiprocessing as mp\n"
+        "def work(n):\n    print(f'child {n}', flush=True)\n"
+        "ctx = mp.get_context('fork')\n"
+        "for i in range(2):  # one after the other: concurrent children interleave their writes\n"
+        "    p = ctx.Process(target=work, args=(i,)); p.start(); p.join()\n"
+        "print('parent done')"
+    )
+    cell = execute(kc, code)
+    out = cell.stream("stdout")
+    assert "child 0\n" in out and "child 1\n" in out and out.endswith("parent done\n")
+
+
+def test_output_from_a_thread_lands_in_the_cell_that_started_it(kc):
+    code = (
+        "import threading\n"
+        "t = threading.Thread(target=lambda: print('from thread'))\n"
+        "t.start(); t.join()\n"
+        "print('main')"
+    )
+    cell = execute(kc, code)
+    assert cell.stream("stdout") == "from thread\nmain\n"
