@@ -12,7 +12,7 @@ import asyncio
 import json
 from typing import Any
 
-from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
+from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
 
 from .api_errors import error_for_status
 from .errors import ServerUnavailable, Unreachable
@@ -58,6 +58,11 @@ async def fetch(
     )
     try:
         response = await client.fetch(request, raise_error=False)
+    except HTTPClientError as exc:  # tornado 6 raises these (599: timeout, reset) even so
+        reason = "timed out" if exc.code == 599 and "Timeout" in str(exc) else exc.__class__.__name__
+        if exc.response is None or exc.code == 599:
+            raise Unreachable(f"Could not reach {where} to {action} ({reason})", hint) from None
+        response = exc.response
     except (OSError, asyncio.TimeoutError) as exc:
         raise Unreachable(f"Could not reach {where} to {action} ({exc.__class__.__name__})", hint) from None
     if response.code == 599:  # tornado's code for "no HTTP answer"

@@ -96,7 +96,13 @@ class HopxKernel(Kernel):
         self.sandbox.start()
 
     async def do_shutdown(self, restart):
-        await self.sandbox.shutdown()
+        # ipykernel 7 handles shutdown_request on the control thread's own event loop; the
+        # sandbox's sockets and tasks live on the main loop, so do the work there.
+        if self._loop is not None and self._loop is not asyncio.get_running_loop():
+            done = asyncio.run_coroutine_threadsafe(self.sandbox.shutdown(), self._loop)
+            await asyncio.wrap_future(done)
+        else:
+            await self.sandbox.shutdown()
         return {"status": "ok", "restart": restart}
 
     # -- interrupt: SIGINT (signal mode, and message mode via ipykernel) ---------------------
@@ -160,6 +166,11 @@ class HopxKernel(Kernel):
                 publish(*msg)
         except HopxKernelError as exc:
             for msg in mapper.fail(exc.ename, exc.line()):
+                publish(*msg)
+        except Exception as exc:  # a bug of ours: still answer, so no frontend waits forever
+            self.log.exception("hopx-kernel failed while running a cell")
+            text = f"hopx-kernel hit an internal error ({exc.__class__.__name__}: {exc}). Run the cell again; if it persists, restart the kernel and report it."
+            for msg in mapper.fail("HopxInternalError", " ".join(text.split())):
                 publish(*msg)
         finally:
             self._cell_task = None
