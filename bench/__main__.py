@@ -14,6 +14,8 @@ import traceback
 from dataclasses import asdict
 from pathlib import Path
 
+import psutil
+
 from . import contenders as C
 from . import report, rows
 from .rows import Metric, Plan
@@ -80,6 +82,7 @@ def main(argv: list[str] | None = None) -> int:
     plan = Plan.smoke() if args.smoke else Plan()
     t_start = time.perf_counter()
     load_before = load()
+    cpu_before = psutil.cpu_percent(interval=2.0)  # % of all CPUs busy with other work
     ensure_kernelspecs()
     metrics: list[Metric] = []
     errors: list[str] = []
@@ -137,9 +140,9 @@ def main(argv: list[str] | None = None) -> int:
             log(f"chart failed:\n{traceback.format_exc()}")
     elapsed = time.perf_counter() - t_start
     load_after = load()
-    # the load after the run is mostly the benchmark's own (8 notebooks at once); what
-    # tells of other work on the machine is the load when the run began
-    busy = float(load_before.split()[0])
+    # the load averages lag by minutes (and after the run they are mostly the benchmark's
+    # own): what tells of other work is the CPU use measured just before the run began
+    busy = cpu_before
     cmd = "python -m bench" + (" " + shlex.join(argv if argv is not None else sys.argv[1:])
                                if (argv if argv is not None else sys.argv[1:]) else "")
     info = {
@@ -148,13 +151,14 @@ def main(argv: list[str] | None = None) -> int:
         "elapsed": elapsed,
         "git": report.git_rev(),
         "load_before": load_before,
+        "cpu_before": cpu_before,
         "load_after": load_after,
         "plan": ", ".join(f"{k} {v[0]}+{v[1]}" for k, v in asdict(plan).items()
                           if isinstance(v, tuple)) + f"; {plan.batch} concurrent notebooks",
         "chart": chart_path.name if chart_ok else None,
-        "provisional": (f"The machine was busy (1-min load average {busy:.2f} on "
-                        f"{os.cpu_count()} CPUs); rerun on a quiet machine before quoting."
-                        if busy > 0.5 * (os.cpu_count() or 1) else
+        "provisional": (f"The machine was busy ({busy:.0f} % of its {os.cpu_count()} CPUs in "
+                        "use just before the run); rerun on a quiet machine before quoting."
+                        if busy > 25 else
                         ("Smoke run: a handful of samples, not for quoting." if args.smoke
                          else None)),
     }
