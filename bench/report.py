@@ -261,7 +261,7 @@ def chart(metrics: list[Metric], path: Path) -> bool:
             if is_number(r) and r > 0:
                 xs.append(i + (j - (len(keys) - 1) / 2) * width)
                 ys.append(r)
-        bars = ax.bar(xs, ys, width, label=C.LABELS[key])
+        ax.bar(xs, ys, width, label=C.LABELS[key])
         for x, y in zip(xs, ys):
             ax.text(x, y, f"{y:.2g}", ha="center", va="bottom", fontsize=7)
     ax.axhline(1.0, color="black", linewidth=0.8)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import time
 from dataclasses import dataclass, field
@@ -44,6 +45,16 @@ def start_kernel(env: dict | None = None, **kw) -> tuple[KernelManager, object]:
     kc.start_channels()
     kc.wait_for_ready(timeout=60)
     return km, kc
+
+
+@contextlib.contextmanager
+def running_kernel(env: dict | None = None, **kw):
+    """``with running_kernel(env) as (km, kc):`` — started, and stopped whatever happens."""
+    km, kc = start_kernel(env, **kw)
+    try:
+        yield km, kc
+    finally:
+        stop_kernel(km, kc)
 
 
 def stop_kernel(km: KernelManager, kc) -> None:

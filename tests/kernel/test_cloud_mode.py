@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from .helpers import execute, start_kernel, stop_kernel
+from .helpers import execute, running_kernel
 
 
 class Serve:
@@ -61,22 +61,18 @@ def sandbox_id(kc) -> str:
 
 
 def test_cloud_mode_runs_cells_and_deletes_its_sandbox_at_shutdown(serve):
-    km, kc = start_kernel(serve.env())
-    try:
+    with running_kernel(serve.env()) as (km, kc):
         assert execute(kc, "print(2 + 2)").stream() == "4\n"
         info = execute(kc, "%hopx").stream()
         assert "cloud" in info and serve.base_url in info
         sid = sandbox_id(kc)
         assert serve.call("GET", f"/v1/sandboxes/{sid}")[0] == 200
-    finally:
-        stop_kernel(km, kc)
     status, _ = serve.call("GET", f"/v1/sandboxes/{sid}")
     assert status in (404, 410)
 
 
 def test_the_sandbox_sees_no_hopx_variable_key_or_token(serve):
-    km, kc = start_kernel(serve.env(HOPX_ENV='{"VISIBLE": "yes"}'))
-    try:
+    with running_kernel(serve.env(HOPX_ENV='{"VISIBLE": "yes"}')) as (km, kc):
         sid = sandbox_id(kc)
         _, obj = serve.call("GET", f"/v1/sandboxes/{sid}")
         token = obj["auth_token"]
@@ -89,13 +85,10 @@ def test_the_sandbox_sees_no_hopx_variable_key_or_token(serve):
         assert not [k for k in env if "HOPX" in k.upper()]
         blob = json.dumps(env)
         assert serve.api_key not in blob and token not in blob
-    finally:
-        stop_kernel(km, kc)
 
 
 def test_a_wrong_key_gives_one_clear_line_and_the_kernel_stays_up(serve):
-    km, kc = start_kernel({"HOPX_API_KEY": "not-the-key", "HOPX_BASE_URL": serve.base_url})
-    try:
+    with running_kernel({"HOPX_API_KEY": "not-the-key", "HOPX_BASE_URL": serve.base_url}) as (km, kc):
         for _ in range(2):
             cell = execute(kc, "print(1)")
             assert cell.status == "error"
@@ -105,24 +98,18 @@ def test_a_wrong_key_gives_one_clear_line_and_the_kernel_stays_up(serve):
             assert "rejected the API key" in line and "HOPX_API_KEY" in line
             assert "not-the-key" not in json.dumps(cell.outputs)
         assert kc.kernel_info(reply=True, timeout=10)["content"]["status"] == "ok"
-    finally:
-        stop_kernel(km, kc)
 
 
 def test_unreachable_control_plane_is_one_clear_line(serve):
-    km, kc = start_kernel({"HOPX_API_KEY": "k", "HOPX_BASE_URL": "http://127.0.0.1:9"})
-    try:
+    with running_kernel({"HOPX_API_KEY": "k", "HOPX_BASE_URL": "http://127.0.0.1:9"}) as (km, kc):
         cell = execute(kc, "print(1)")
         assert cell.status == "error"
         assert cell.reply["ename"] == "HopxUnreachable"
         assert "Could not reach HopX" in cell.reply["evalue"]
-    finally:
-        stop_kernel(km, kc)
 
 
 def test_an_expired_sandbox_is_explained_and_replaced(serve):
-    km, kc = start_kernel(serve.env())
-    try:
+    with running_kernel(serve.env()) as (km, kc):
         assert execute(kc, "old = 1").status == "ok"
         sid = sandbox_id(kc)
         assert serve.call("DELETE", f"/v1/sandboxes/{sid}")[0] == 200
@@ -133,33 +120,25 @@ def test_an_expired_sandbox_is_explained_and_replaced(serve):
         again = execute(kc, "print('old' in dir())")
         assert again.stream() == "False\n"
         assert sandbox_id(kc) != sid
-    finally:
-        stop_kernel(km, kc)
 
 
 def test_the_token_is_refreshed_before_it_expires(serve):
     # the server issues 6-second tokens; cells keep working well past that
-    km, kc = start_kernel(serve.env())
-    try:
+    with running_kernel(serve.env()) as (km, kc):
         assert execute(kc, "n = 0").status == "ok"
         started = time.monotonic()
         while time.monotonic() - started < 14:  # more than two token lifetimes
             cell = execute(kc, "n += 1\nimport time; time.sleep(0.5)")
             assert cell.status == "ok", cell.reply
         assert int(execute(kc, "print(n)").stream()) >= 10
-    finally:
-        stop_kernel(km, kc)
 
 
 def test_attach_mode_uses_an_existing_sandbox_and_never_deletes_it(serve):
     status, obj = serve.call("POST", "/v1/sandboxes", {"template_name": "code-interpreter"})
     assert status == 201
     sid = obj["id"]
-    km, kc = start_kernel(serve.env(HOPX_SANDBOX_ID=sid))
-    try:
+    with running_kernel(serve.env(HOPX_SANDBOX_ID=sid)) as (km, kc):
         assert execute(kc, "shared = 'yes'").status == "ok"
         assert sandbox_id(kc) == sid
-    finally:
-        stop_kernel(km, kc)
     assert serve.call("GET", f"/v1/sandboxes/{sid}")[0] == 200
     serve.call("DELETE", f"/v1/sandboxes/{sid}")

@@ -8,7 +8,7 @@ import signal
 import psutil
 import pytest
 
-from .helpers import execute, family, start_kernel, stop_kernel, wait_gone
+from .helpers import execute, family, running_kernel, start_kernel, stop_kernel, wait_gone
 
 LOOP = "import time\nprint('running', flush=True)\nwhile True:\n    time.sleep(0.05)"
 
@@ -23,28 +23,22 @@ def _interrupt_when_running(km):
 
 @pytest.mark.parametrize("mode", ["signal", "message"])
 def test_interrupt_stops_the_cell_and_keeps_state(mode):
-    km, kc = start_kernel()
-    try:
+    with running_kernel() as (km, kc):
         km.kernel_spec.interrupt_mode = mode
         assert execute(kc, "kept = 'still here'").status == "ok"
         cell = execute(kc, LOOP, on_output=_interrupt_when_running(km), timeout=60)
         assert cell.status == "error"
         assert cell.reply["ename"] == "KeyboardInterrupt"
         assert execute(kc, "print(kept)").stream() == "still here\n"
-    finally:
-        stop_kernel(km, kc)
 
 
 def test_restart_gives_a_fresh_sandbox():
-    km, kc = start_kernel()
-    try:
+    with running_kernel() as (km, kc):
         assert execute(kc, "x = 1").status == "ok"
         km.restart_kernel(now=False)
         kc.wait_for_ready(timeout=60)
         cell = execute(kc, "print('x' in dir())")
         assert cell.stream() == "False\n"
-    finally:
-        stop_kernel(km, kc)
 
 
 def _sandbox_processes(kernel_pid: int) -> list[psutil.Process]:
@@ -82,8 +76,7 @@ def test_sigkill_of_the_kernel_takes_the_sandbox_with_it():
 
 
 def test_killed_local_server_is_reported_and_the_next_cell_gets_a_new_sandbox():
-    km, kc = start_kernel()
-    try:
+    with running_kernel() as (km, kc):
         assert execute(kc, "lost = 1").status == "ok"
         server = next(p for p in family(km.provisioner.pid)[1:] if "hopx_kernel.server" in " ".join(p.cmdline()))
         inner = server.children(recursive=True)
@@ -101,16 +94,11 @@ def test_killed_local_server_is_reported_and_the_next_cell_gets_a_new_sandbox():
         again = execute(kc, "print('lost' in dir())")
         assert again.status == "ok"
         assert again.stream() == "False\n"
-    finally:
-        stop_kernel(km, kc)
 
 
 def test_kernel_info_answers_before_the_sandbox_is_ready():
-    km, kc = start_kernel()
-    try:
+    with running_kernel() as (km, kc):
         reply = kc.kernel_info(reply=True, timeout=10)
         info = reply["content"]
         assert info["implementation"] == "hopx-kernel"
         assert info["language_info"]["name"] == "python"
-    finally:
-        stop_kernel(km, kc)

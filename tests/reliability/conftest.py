@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-import contextlib
 import time
 
 import pytest
 from local_server_process import start_server
 
-from ..kernel.helpers import execute, start_kernel, stop_kernel
+from ..kernel.helpers import execute, running_kernel
 from .proxy import Proxy
 
 
@@ -32,13 +31,7 @@ def cloud_env(server, base_url: str | None = None, **extra: str) -> dict:
     return {"HOPX_API_KEY": server.api_key, "HOPX_BASE_URL": base_url or server.base_url, **extra}
 
 
-@contextlib.contextmanager
-def kernel(env: dict | None = None):
-    km, kc = start_kernel(env)
-    try:
-        yield km, kc
-    finally:
-        stop_kernel(km, kc)
+kernel = running_kernel  # ``with kernel(env) as (km, kc):``
 
 
 def sandbox_id(kc) -> str:

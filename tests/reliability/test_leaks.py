@@ -10,7 +10,6 @@ from pathlib import Path
 
 import httpx
 import psutil
-import pytest
 from local_server_process import KERNEL_MARK, start_server
 
 from ..kernel.helpers import execute, family, start_kernel, stop_kernel, wait_gone

@@ -29,7 +29,6 @@ from server_helpers import create, delete  # noqa: E402
 from hopx_kernel.server.app import ServerState, make_app
 
 from ..kernel.helpers import execute
-from .conftest import kernel
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 

@@ -6,7 +6,6 @@ import json
 import time
 
 import httpx
-import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 

@@ -9,7 +9,7 @@ import time
 import pytest
 from websockets.asyncio.client import connect
 
-from server_helpers import collect, create, delete, of_type, run, stream, stream_sync, text, ws_headers
+from server_helpers import collect, create, delete, of_type, run, stream_sync, text, ws_headers
 
 
 @pytest.fixture
