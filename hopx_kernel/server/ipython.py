@@ -44,6 +44,9 @@ STARTUP_TIMEOUT = 60.0
 
 #: Evaluated by IPython after each execution: the working directory, so the server knows
 #: when a request's ``workdir`` needs no chdir (the SDK sends one on every call).
+#: Longest Unix socket path Linux accepts (sun_path is 108 bytes with its NUL).
+IPC_PATH_MAX = 107
+
 CWD_EXPRESSION = {"cwd": "__import__('os').getcwd()"}
 
 Emit = Callable[[frames.AgentFrame], Awaitable[None]]
@@ -200,6 +203,13 @@ class IPythonRunner:
             interrupt_mode="signal",
         )
         km.connection_file = str(self._runtime_dir / f"kernel-{id(self):x}.json")
+        # Unix sockets in the server's private folder, not TCP: no port another process can
+        # reach or take between jupyter_client choosing it and the kernel binding it. A
+        # socket path must fit in 107 bytes; under a very deep --root, TCP it is.
+        ipc_base = str(self._runtime_dir / f"k{id(self):x}")
+        if len(ipc_base.encode()) <= IPC_PATH_MAX - 4:  # room for "-N"
+            km.transport = "ipc"
+            km.ip = ipc_base
         self._km = km
         await km.start_kernel(env=env, cwd=str(self.folder))
         kc = km.client()
