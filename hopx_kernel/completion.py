@@ -21,23 +21,36 @@ from collections.abc import Iterable
 _IDENT_TAIL = re.compile(r"[A-Za-z_][A-Za-z0-9_]*$")
 
 
+def _bound(node: ast.AST, names: set[str]) -> None:
+    """Names a module-level statement binds, looking into blocks but not into scopes."""
+    if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+        names.add(node.name)
+        return  # what is bound inside belongs to that scope
+    if isinstance(node, (ast.Import, ast.ImportFrom)):
+        for alias in node.names:
+            if alias.name != "*":
+                names.add((alias.asname or alias.name).split(".")[0])
+        return
+    if isinstance(node, ast.Lambda):
+        return
+    if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
+        names.add(node.id)
+    for child in ast.iter_child_nodes(node):
+        if isinstance(child, (ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)):
+            continue  # comprehension variables do not leak
+        _bound(child, names)
+
+
 def defined_names(sources: Iterable[str]) -> set[str]:
-    """Top-level names bound by the given cells (assignments, defs, classes, imports)."""
+    """Top-level names bound by the given cells (assignments, loops, ``with ... as``,
+    defs, classes, imports; not names local to functions, classes or comprehensions)."""
     names: set[str] = set()
     for source in sources:
         try:
             tree = ast.parse(source)
         except (SyntaxError, ValueError):
             continue
-        for node in ast.walk(tree):
-            if isinstance(node, ast.Name) and isinstance(node.ctx, ast.Store):
-                names.add(node.id)
-            elif isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
-                names.add(node.name)
-            elif isinstance(node, (ast.Import, ast.ImportFrom)):
-                for alias in node.names:
-                    if alias.name != "*":
-                        names.add((alias.asname or alias.name).split(".")[0])
+        _bound(tree, names)
     return names
 
 

@@ -52,7 +52,7 @@ COALESCE_CHARS = 512 * 1024
 #: UTF-16 surrogate code points: a JSON escape like ``"\\ud800"`` puts one, alone, in a str.
 _SURROGATE = re.compile("[\ud800-\udfff]")
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
-_EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warning|Iteration))(?::\s?(.*))?$")
+_EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warning|Iteration|ExceptionGroup))(?::\s?(.*))?$")
 
 
 def strip_ansi(text: str) -> str:
@@ -106,6 +106,9 @@ def parse_traceback(stderr: str) -> ParsedTraceback | None:
         ('NameError', 'x')
     """
     lines = strip_ansi(stderr).rstrip("\n").split("\n")
+    group = _parse_group(lines)
+    if group is not None:
+        return group
     for i in range(len(lines) - 1, -1, -1):
         line = lines[i].rstrip()
         match = _EXC_LINE.match(line)
@@ -122,6 +125,23 @@ def parse_traceback(stderr: str) -> ParsedTraceback | None:
             # few lines, so ordinary stderr chatter is not mistaken for an error
             if len(lines) - i > 3:
                 break
+    return None
+
+
+_GROUP_START = "Exception Group Traceback (most recent call last):"
+_GROUP_LINE = re.compile(r"^\s*\| ((?:[A-Za-z_][\w.]*)?ExceptionGroup)(?::\s?(.*))?$")
+
+
+def _parse_group(lines: list[str]) -> ParsedTraceback | None:
+    """The last uncaught exception group, in CPython's boxed format, if there is one."""
+    for start in range(len(lines) - 1, -1, -1):
+        if lines[start].strip().endswith(_GROUP_START):
+            for line in lines[start + 1 :]:
+                match = _GROUP_LINE.match(line)
+                if match:
+                    name = match.group(1).rsplit(".", 1)[-1]
+                    return ParsedTraceback(name, match.group(2) or "", lines[start:])
+            return None
     return None
 
 

@@ -63,3 +63,17 @@ def test_is_complete():
     assert is_complete("def f():\n    if x:") == {"status": "incomplete", "indent": "        "}
     assert is_complete("x = (1,") == {"status": "incomplete", "indent": ""}
     assert is_complete("x = )")["status"] == "invalid"
+
+
+def test_names_local_to_functions_classes_and_comprehensions_are_not_offered():
+    cell = (
+        "def outer(arg):\n    inner_local = arg\n    return inner_local\n"
+        "class Box:\n    attribute_in_class = 1\n"
+        "squares = [hidden_loop_var * 2 for hidden_loop_var in range(3)]\n"
+        "for top_loop_var in range(2):\n    in_block = top_loop_var\n"
+        "with open(__file__) as handle:\n    pass\n"
+        "f = lambda lam_arg: lam_arg\n"
+    )
+    names = defined_names([cell])
+    assert {"outer", "Box", "squares", "top_loop_var", "in_block", "handle", "f"} <= names
+    assert not names & {"arg", "inner_local", "attribute_in_class", "hidden_loop_var", "lam_arg"}

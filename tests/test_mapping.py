@@ -370,3 +370,24 @@ def test_jupyter_safe_replaces_what_a_message_cannot_carry():
     assert jupyter_safe(content) == {"data": {"text/plain": "\ufffd", "x/y": [None, None, 1.5]}, "transient": {"\ufffd": 1}}
     fine = {"data": {"text/plain": "ok"}, "metadata": {}}
     assert jupyter_safe(fine) is fine
+
+
+def test_exception_group_from_stderr_is_recognised():
+    # CPython 3.11's own output for
+    # raise ExceptionGroup('several things went wrong', [ValueError('one'), TypeError('two')])
+    stderr = (
+        "  + Exception Group Traceback (most recent call last):\n"
+        '  |   File "<string>", line 1, in <module>\n'
+        "  | ExceptionGroup: several things went wrong (2 sub-exceptions)\n"
+        "  +-+---------------- 1 ----------------\n"
+        "    | ValueError: one\n"
+        "    +---------------- 2 ----------------\n"
+        "    | TypeError: two\n"
+        "    +------------------------------------\n"
+    )
+    parsed = parse_traceback("some output first\n" + stderr)
+    assert (parsed.ename, parsed.evalue) == ("ExceptionGroup", "several things went wrong (2 sub-exceptions)")
+    assert parsed.traceback[0].endswith("Exception Group Traceback (most recent call last):")
+    assert parsed.traceback[-2] == "    | TypeError: two"
+    messages, reply = run([Stream("stderr", stderr), Result(exit_code=1), Complete(False)])
+    assert (reply["ename"], reply["evalue"]) == ("ExceptionGroup", "several things went wrong (2 sub-exceptions)")
