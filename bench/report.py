@@ -271,7 +271,7 @@ def chart(metrics: list[Metric], path: Path) -> bool:
                         for m in rows], fontsize=8)
     ax.set_ylabel("median ÷ local ipykernel median (log)")
     ax.set_title("HopX kernel and SDK stream relative to local ipykernel (1.0 = same)")
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)
     fig.tight_layout()
     fig.savefig(path)
     plt.close(fig)
