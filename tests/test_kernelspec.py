@@ -130,7 +130,7 @@ def _mode(path: Path) -> int:
 
 
 def test_main_prefix_writes_spec(tmp_path, capsys):
-    rc = ks.main(["--prefix", str(tmp_path), "--env", "HOPX_EXEC_TIMEOUT=30", "--display-name", "X"])
+    rc = ks.main(["--prefix", str(tmp_path), "--env", "HOPX_EXEC_TIMEOUT=3.75", "--display-name", "X"])
     assert rc == 0
     dest = tmp_path.joinpath(*KERNEL_DIR)
     spec = json.loads((dest / "kernel.json").read_text())
@@ -139,7 +139,7 @@ def test_main_prefix_writes_spec(tmp_path, capsys):
         "display_name": "X",
         "language": "python",
         "interrupt_mode": "signal",
-        "env": {"HOPX_EXEC_TIMEOUT": "30"},
+        "env": {"HOPX_EXEC_TIMEOUT": "3.75"},
         "metadata": {"debugger": False},
     }
     assert spec["argv"][0] == sys.executable
@@ -147,7 +147,7 @@ def test_main_prefix_writes_spec(tmp_path, capsys):
         assert (dest / logo).read_bytes() == (ks.RESOURCES / logo).read_bytes()
     out = capsys.readouterr().out
     assert str(dest) in out
-    assert "30" not in out  # env values are not echoed
+    assert "3.75" not in out  # env values are not echoed (a value no temp path can contain)
 
 
 def test_main_secret_env_makes_kernel_json_private(tmp_path, capsys):

@@ -41,7 +41,14 @@ def test_sandbox_kernel_dies_mid_cell(proxied_server):
     with kernel(cloud_env(proxied_server)) as (_, kc):
         assert execute(kc, "state = 41").status == "ok"
         first = sandbox_id(kc)
-        cell = execute(kc, LINES.format(n=5, pause=0) + "import os, signal\nos.kill(os.getpid(), signal.SIGKILL)")
+        # the crash comes a moment after the output, as real ones do: bytes flushed
+        # microseconds before a SIGKILL can still sit in the dying process's socket queue,
+        # and no one can deliver what never left the process
+        cell = execute(
+            kc,
+            LINES.format(n=5, pause=0)
+            + "time.sleep(0.3)\nimport os, signal\nos.kill(os.getpid(), signal.SIGKILL)",
+        )
         assert_prefix_in_order(cell, 5)
         error = only_error(cell)
         assert error["ename"] == "SandboxDied"
