@@ -28,6 +28,7 @@ from .errors import (
     Unreachable,
 )
 from .http import fetch, json_body, new_client
+from .loopback import is_loopback_url
 from .frames import AgentFrame, ClientFrame, Complete, Execute, encode, parse_agent_frame
 
 log = logging.getLogger(__name__)
@@ -41,12 +42,6 @@ SPARE_MAX_AGE = 30.0
 MAX_INCOMING = 64 * 1024 * 1024
 
 _CLOSED = object()
-
-
-def is_loopback(url: str) -> bool:
-    """Whether a URL points at this machine (then compression only costs CPU)."""
-    host = (urlsplit(url).hostname or "").lower()
-    return host in ("localhost", "::1") or host.startswith("127.")
 
 
 def ws_url(public_host: str, path: str) -> str:
@@ -173,6 +168,8 @@ class AgentClient:
         ping_timeout: float = 20.0,
     ) -> None:
         self.public_host = public_host.rstrip("/")
+        #: on this machine compression only costs CPU, and no proxy applies
+        self._local = is_loopback_url(self.public_host)
         self._token = token
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
@@ -194,13 +191,12 @@ class AgentClient:
             Unreachable: no connection could be made.
         """
         url = ws_url(self.public_host, "/execute/stream")
-        local = is_loopback(self.public_host)
         try:
             return await connect(
                 url,
                 additional_headers=self._headers(),
-                compression=None if local else "deflate",
-                proxy=None if local else True,
+                compression=None if self._local else "deflate",
+                proxy=None if self._local else True,
                 max_size=MAX_INCOMING,
                 ping_interval=self.ping_interval,
                 ping_timeout=self.ping_timeout,

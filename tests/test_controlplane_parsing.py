@@ -85,9 +85,10 @@ def test_ws_url(host, url):
 
 
 def test_compression_is_off_only_on_loopback():
-    from hopx_kernel.agent import is_loopback
+    from hopx_kernel.loopback import is_loopback_url as is_loopback
 
     assert is_loopback("http://127.0.0.1:8000")
     assert is_loopback("http://localhost:1")
     assert is_loopback("http://[::1]:80")
     assert not is_loopback("https://7777-abc.eu.vms.hopx.dev")
+    assert not is_loopback("http://127.evil.example:80")  # a name, not an address

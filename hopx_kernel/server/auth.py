@@ -10,10 +10,11 @@ Example:
 from __future__ import annotations
 
 import hmac
-import ipaddress
 import secrets
 from collections.abc import Mapping
 from urllib.parse import urlsplit
+
+from ..loopback import is_loopback_name
 
 
 def new_token() -> str:
@@ -43,16 +44,6 @@ def api_key_from_headers(headers: Mapping[str, str]) -> str | None:
     return key or bearer_token(headers)
 
 
-def _is_loopback_name(hostname: str) -> bool:
-    hostname = hostname.strip().lower().rstrip(".")
-    if hostname == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(hostname).is_loopback
-    except ValueError:
-        return False
-
-
 def is_loopback_host(host_header: str | None) -> bool:
     """Whether a ``Host`` header names this machine's loopback (any port).
 
@@ -65,7 +56,7 @@ def is_loopback_host(host_header: str | None) -> bool:
         hostname = urlsplit("//" + host_header.strip()).hostname
     except ValueError:
         return False
-    return bool(hostname) and _is_loopback_name(hostname)
+    return bool(hostname) and is_loopback_name(hostname)
 
 
 def is_loopback_origin(origin: str | None) -> bool:
@@ -78,9 +69,9 @@ def is_loopback_origin(origin: str | None) -> bool:
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:
         return False
-    return parts.scheme in ("http", "https") and bool(hostname) and _is_loopback_name(hostname)
+    return parts.scheme in ("http", "https") and bool(hostname) and is_loopback_name(hostname)
 
 
 def is_loopback_bind(host: str) -> bool:
     """Whether ``--host`` is an address the server may bind (loopback only)."""
-    return _is_loopback_name(host)
+    return is_loopback_name(host)
