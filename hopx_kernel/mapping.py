@@ -192,7 +192,6 @@ class CellMapper:
         #: the ``code`` of the first agent ``error`` frame (e.g. ``SANDBOX_DIED``), if any
         self.agent_error_code: str | None = None
         self.completed = False
-        self.success: bool | None = None
         self.payload: list[dict] = []
         self._stderr_tail = ""
 
@@ -225,15 +224,13 @@ class CellMapper:
             evalue = frame.error
             if frame.code in LOST_CODES and self.lost_hint:
                 evalue = f"{evalue.rstrip('.')}. {self.lost_hint}"
-            return self._set_error(ename, evalue, [f"{ename}: {evalue}"])
+            return self._set_error(ename, evalue)
         if isinstance(frame, InputRequest):
             return [("input_request", {"prompt": frame.prompt, "password": frame.password})]
         if isinstance(frame, Complete):
             self.completed = True
-            self.success = frame.success
             if not frame.success:  # failure with no error said anywhere: show one
-                text = "the sandbox reported failure"
-                return self._set_error("ExecutionFailed", text, [f"ExecutionFailed: {text}"])
+                return self._set_error("ExecutionFailed", "the sandbox reported failure")
         return []
 
     def _result(self, frame: Result) -> list[Message]:
@@ -262,9 +259,12 @@ class CellMapper:
                 out += self._set_error("ExecutionFailed", text, [text])
         return out
 
-    def _set_error(self, ename: str, evalue: str, traceback: list[str]) -> list[Message]:
+    def _set_error(self, ename: str, evalue: str, traceback: list[str] | None = None) -> list[Message]:
+        """Record the cell's error (the first one wins); without a traceback, the one line."""
         if self.error is not None:
             return []
+        if traceback is None:
+            traceback = [f"{ename}: {evalue}"]
         self.error = {"ename": ename, "evalue": evalue, "traceback": traceback}
         return [("error", dict(self.error))]
 
@@ -272,17 +272,10 @@ class CellMapper:
 
     def fail(self, ename: str, evalue: str) -> list[Message]:
         """Record a kernel-side failure (lost socket, interrupt, control-plane error)."""
-        return self._set_error(ename, evalue, [f"{ename}: {evalue}"])
+        return self._set_error(ename, evalue)
 
     def finish(self) -> dict:
         """The ``execute_reply`` content for this cell."""
-        if self.error is None and self.success is False:
-            # ``complete{success:false}`` with no error said anywhere: still a failure
-            self.error = {
-                "ename": "ExecutionFailed",
-                "evalue": "the sandbox reported failure",
-                "traceback": [],
-            }
         if self.error is not None:
             return {"status": "error", "execution_count": self.execution_count, **self.error}
         return {
