@@ -10,7 +10,7 @@ handing over to ``IPKernelApp`` it:
   would make the first line of ``print('x'); time.sleep(1)`` arrive late, and holds a
   flood of output whole (50 MiB written at once left as one 50 MB message after ~0.5 s).
   Here the first output after a quiet spell goes within 5 ms, a steady stream every
-  50 ms, a writer with 256 Ki characters pending flushes them itself, and no message
+  100 ms, a writer with 256 Ki characters pending flushes them itself, and no message
   exceeds 960 Ki characters (one frame);
 - keeps stdout/stderr order across the two streams: a write to one stream first sends
   whatever the other stream still buffers;
@@ -24,6 +24,8 @@ from __future__ import annotations
 import os
 import sys
 
+from ..frames import ASCII_CHUNK_CHARS
+
 MEMORY_ENV = "HOPX_LOCAL_MEMORY_LIMIT_MB"
 NPROC_ENV = "HOPX_LOCAL_MAX_PROCS"
 #: First output after a quiet spell is sent within this many seconds (ipykernel: 0.2)...
@@ -33,9 +35,9 @@ FLUSH_FIRST = 0.005
 FLUSH_STEADY = 0.1
 #: No stream message carries more than this many characters, so 50 MiB written at once
 #: starts arriving at once instead of after one 50 MB message is serialised.
-MAX_MESSAGE_CHARS = 960 * 1024
+MAX_MESSAGE_CHARS = ASCII_CHUNK_CHARS  # one message, one frame on the stream
 #: Once this many characters wait in a stream's buffer, the writer flushes them itself.
-FLUSH_SIZE = 256 * 1024  # = frames.ASCII_CHUNK_CHARS: one message, one frame
+FLUSH_SIZE = 256 * 1024
 
 
 def _apply_limits() -> None:
