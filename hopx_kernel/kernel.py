@@ -209,9 +209,9 @@ class HopxKernel(Kernel):
                         else:
                             publish(msg_type, content)
             if mapper.agent_error_code in LOST_CODES:
-                # ended under the running cell (the error said so): the next cell must not
-                # fail on a 410 too
-                self.sandbox.lost(HopxKernelError("the sandbox ended"))
+                # ended under the running cell (the agent's error, with the hint, said so):
+                # the next cell must not fail on a 410 too
+                self.sandbox.lost()
         except SandboxDisconnected as exc:
             if execution.interrupted:
                 how = "the connection was closed to stop it"

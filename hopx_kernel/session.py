@@ -252,14 +252,16 @@ class SandboxSession:
             self.lost(exc)
             raise
 
-    def lost(self, exc: HopxKernelError) -> None:
-        """The sandbox is gone (expired, died, server killed): drop it and say what next."""
+    def lost(self, exc: HopxKernelError | None = None) -> None:
+        """The sandbox is gone (expired, died, server killed): drop it, and give ``exc``
+        (the error the user will see, if it is ours to word) the hint of what happens next."""
         self.drop()
         if isinstance(self.config, Config) and self.config.mode == "embedded":
             if self._server is not None and self._server.poll() is not None:
                 embedded.stop_server(self._server)  # it died: reap it and remove its folder
                 self._server = None  # start another next time
-        exc.hint = self.lost_hint
+        if exc is not None:
+            exc.hint = self.lost_hint
 
     @property
     def lost_hint(self) -> str:
