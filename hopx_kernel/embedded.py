@@ -19,7 +19,8 @@ import subprocess
 import sys
 import tempfile
 
-from .errors import Unreachable
+from .config import from_env
+from .errors import ConfigError, Unreachable
 
 _prestarted: subprocess.Popen | None = None
 
@@ -91,7 +92,11 @@ def start_server(parent_pid: int | None = None) -> subprocess.Popen:
 def prestart() -> None:
     """Start the server now if this process will run in embedded mode."""
     global _prestarted
-    if _prestarted is None and not os.environ.get("HOPX_API_KEY") and not os.environ.get("HOPX_BASE_URL"):
+    try:
+        embedded = from_env(os.environ).mode == "embedded"
+    except ConfigError:
+        embedded = False  # the kernel reports it on the first cell
+    if _prestarted is None and embedded:
         _prestarted = start_server()
 
 
