@@ -87,10 +87,6 @@ def env_changes(
     return to_set, to_unset
 
 
-def _error(message: str, code: str) -> AgentError:
-    return AgentError(message, code)
-
-
 async def execute(
     ctx: Context,
     sandbox: Sandbox,
@@ -106,28 +102,28 @@ async def execute(
     an ``error`` frame and no ``result``.
     """
     if request.language == "go":
-        await emit(_error("language 'go' is not available in the local sandbox",
+        await emit(AgentError("language 'go' is not available in the local sandbox",
                           "INVALID_REQUEST"))
         return False
     if request.language == "javascript" and shutil.which("node") is None:
-        await emit(_error("language 'javascript' needs 'node' on the server's PATH, "
+        await emit(AgentError("language 'javascript' needs 'node' on the server's PATH, "
                           "and it was not found", "INVALID_REQUEST"))
         return False
     try:
         host_dir = to_host_path(sandbox.folder, request.workdir) if request.workdir else None
     except ServerError as exc:
-        await emit(_error(exc.message, exc.code))
+        await emit(AgentError(exc.message, exc.code))
         return False
     if host_dir is not None and not host_dir.is_dir():
-        await emit(_error(f"workdir {request.workdir!r} is not a directory in the sandbox",
+        await emit(AgentError(f"workdir {request.workdir!r} is not a directory in the sandbox",
                           "DIRECTORY_NOT_FOUND"))
         return False
     async with sandbox.lock:
         if sandbox.ended:
-            await emit(_error(sandbox.end_reason or "the sandbox ended", "SANDBOX_EXPIRED"))
+            await emit(AgentError(sandbox.end_reason or "the sandbox ended", "SANDBOX_EXPIRED"))
             return False
         if sandbox.status == "paused":
-            await emit(_error(f"sandbox {sandbox.id} is paused; resume it first", "CONFLICT"))
+            await emit(AgentError(f"sandbox {sandbox.id} is paused; resume it first", "CONFLICT"))
             return False
         if control.abandoned:
             return False
@@ -174,16 +170,16 @@ async def _run_python(ctx, sandbox, request, host_dir, emit, ask, control, start
 
 def _timeout_error(control: RunControl) -> AgentError:
     seconds = f"{control.timeout:g}"
-    return _error(f"execution exceeded its {seconds} s timeout and was interrupted",
+    return AgentError(f"execution exceeded its {seconds} s timeout and was interrupted",
                   "EXECUTION_TIMEOUT")
 
 
 async def _died(ctx: Context, sandbox: Sandbox, outcome: CellOutcome, emit, elapsed) -> bool:
     if sandbox.ended:  # deleted or expired while running
-        await emit(_error(sandbox.end_reason or "the sandbox ended", "SANDBOX_EXPIRED"))
+        await emit(AgentError(sandbox.end_reason or "the sandbox ended", "SANDBOX_EXPIRED"))
     else:
         message = f"the sandbox's Python process died ({outcome.died}); its state is lost"
-        await emit(_error(message, "SANDBOX_DIED"))
+        await emit(AgentError(message, "SANDBOX_DIED"))
         await ctx.registry.end(sandbox.id, f"sandbox {sandbox.id} ended: {message}")
     await emit(Result(exit_code=1, execution_time=elapsed))
     return False
@@ -205,7 +201,7 @@ async def _run_subprocess(ctx, sandbox, request, host_dir, emit, control, starte
             limits=ctx.limits,
         )
     except OSError as exc:
-        await emit(_error(f"could not start {argv[0]}: {exc}", "EXECUTION_FAILED"))
+        await emit(AgentError(f"could not start {argv[0]}: {exc}", "EXECUTION_FAILED"))
         return False
     if timed_out:
         await emit(_timeout_error(control))
