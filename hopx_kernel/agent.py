@@ -208,12 +208,12 @@ class AgentClient:
             response = exc.response
             raise error_for_status(
                 response.status_code, bytes(response.body or b""), action="open the execution stream"
-            ) from None
+            ) from exc
         except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
             raise Unreachable(
                 f"Could not connect to the sandbox at {self.public_host} ({exc.__class__.__name__})",
                 "Run the cell again; if it keeps failing, restart the kernel.",
-            ) from None
+            ) from exc
 
     def prepare(self) -> None:
         """Open the next cell's connection in the background (one execution per socket,

@@ -25,11 +25,9 @@ def main(argv: list[str] | None = None) -> int:
 
         return serve(argv)
     if command == "kernel":
-        sys.argv = [sys.argv[0], *argv]
-        from .__main__ import main as kernel
+        from .kernelapp import launch
 
-        kernel()
-        return 0
+        launch(argv)  # never returns
     if command in ("--version", "-V"):
         from . import __version__
 

@@ -17,6 +17,8 @@ Variables:
     HOPX_PING_INTERVAL   seconds between WebSocket pings while a cell runs (default 20).
     HOPX_PING_TIMEOUT    seconds without a pong before the sandbox counts as stalled
                          (default 20).
+    HOPX_LOG_LEVEL       the kernel's log level: DEBUG, INFO, WARNING (default), ERROR or
+                         CRITICAL.
 
 With neither HOPX_API_KEY nor HOPX_BASE_URL the kernel runs in *embedded* mode: it starts
 the local sandbox server of this package and creates a sandbox there.
@@ -42,6 +44,8 @@ DEFAULT_BASE_URL = "https://api.hopx.dev"
 DEFAULT_TEMPLATE = "code-interpreter"
 
 Mode = Literal["embedded", "cloud", "attach"]
+#: The names HOPX_LOG_LEVEL accepts (the ``logging`` module's own, any case).
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
 @dataclass(frozen=True)
@@ -59,6 +63,7 @@ class Config:
     env: dict[str, str] = field(default_factory=dict)
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
+    log_level: str = "WARNING"
 
 
 def _number(env: Mapping[str, str], name: str, default, *, minimum: float = 0.0, cast=float):
@@ -67,8 +72,8 @@ def _number(env: Mapping[str, str], name: str, default, *, minimum: float = 0.0,
         return default
     try:
         value = cast(raw)
-    except ValueError:
-        raise ConfigError(f"{name}={raw!r} is not a number", "Set it to a number of seconds.")
+    except ValueError as exc:
+        raise ConfigError(f"{name}={raw!r} is not a number", "Set it to a number of seconds.") from exc
     if not math.isfinite(value):
         raise ConfigError(f"{name}={raw!r} is not a number", "Set it to a number of seconds.")
     if value < minimum:
@@ -83,10 +88,18 @@ def _env_object(raw: str) -> dict[str, str]:
         raise ConfigError(
             f"HOPX_ENV is not valid JSON ({exc.msg})",
             'Set it to a JSON object such as {"NAME": "value"}.',
-        ) from None
+        ) from exc
     if not isinstance(value, dict):
         raise ConfigError("HOPX_ENV must be a JSON object", 'For example {"NAME": "value"}.')
     return {str(k): v if isinstance(v, str) else json.dumps(v) for k, v in value.items()}
+
+
+def _log_level(env: Mapping[str, str]) -> str:
+    raw = env.get("HOPX_LOG_LEVEL", "").strip()
+    level = raw.upper() or "WARNING"
+    if level not in LOG_LEVELS:
+        raise ConfigError(f"HOPX_LOG_LEVEL={raw!r} is not a log level", f"Use one of {', '.join(LOG_LEVELS)}.")
+    return level
 
 
 def from_env(env: Mapping[str, str]) -> Config:
@@ -127,4 +140,5 @@ def from_env(env: Mapping[str, str]) -> Config:
         env=_env_object(raw_env) if raw_env else {},
         ping_interval=_number(env, "HOPX_PING_INTERVAL", 20.0, minimum=0.05),
         ping_timeout=_number(env, "HOPX_PING_TIMEOUT", 20.0, minimum=0.05),
+        log_level=_log_level(env),
     )

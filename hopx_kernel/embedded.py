@@ -121,24 +121,24 @@ async def wait_ready(proc: subprocess.Popen, timeout: float = 60.0) -> tuple[str
     assert proc.stdout is not None
     try:
         line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), timeout)
-    except asyncio.TimeoutError:
+    except asyncio.TimeoutError as exc:
         stop_server(proc)
         raise Unreachable(
             f"The local sandbox server did not start within {timeout:.0f} s",
             "Restart the kernel; if it persists, run `hopx-kernel serve` to see its log.",
-        ) from None
+        ) from exc
     try:
         info = json.loads(line)
         proc.hopx_info = (info["base_url"], info["api_key"])  # type: ignore[attr-defined]
         return proc.hopx_info  # type: ignore[attr-defined]
-    except (ValueError, KeyError, TypeError):
+    except (ValueError, KeyError, TypeError) as exc:
         code = proc.poll()
         stop_server(proc)
         raise Unreachable(
             "The local sandbox server failed to start"
             + (f" (exit status {code})" if code is not None else ""),
             "Run `hopx-kernel serve` in a terminal to see why.",
-        ) from None
+        ) from exc
 
 
 def stop_server(proc: subprocess.Popen, grace: float = 3.0) -> None:

@@ -18,7 +18,9 @@ library's internal traceback.
     │   └── ServerUnavailable  5xx
     ├── Unreachable            no answer at all from the control plane or the agent
     ├── SandboxDisconnected    the stream dropped before ``complete``
-    └── SandboxStalled         the agent stopped answering pings mid-cell
+    │   └── SandboxStalled     the agent stopped answering pings mid-cell
+    ├── MagicError             a magic used wrongly (``magics.py``; shown as ``UsageError``)
+    └── ServerError            the local sandbox server's HTTP errors (``server/errors.py``)
 """
 
 from __future__ import annotations

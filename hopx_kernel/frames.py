@@ -268,8 +268,8 @@ def _get(obj: dict, key: str, kind: type | tuple, default: Any, frame: str) -> A
     if kind == (int, float):
         try:
             return float(value)
-        except OverflowError:  # an integer too big for a float
-            raise FrameError(f"'{frame}' frame: field '{key}' is out of range") from None
+        except OverflowError as exc:  # an integer too big for a float
+            raise FrameError(f"'{frame}' frame: field '{key}' is out of range") from exc
     return value
 
 
@@ -370,8 +370,8 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
         raise FrameError("frame larger than 1 MiB", code="INVALID_REQUEST")
     try:
         obj = _load(raw)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise FrameError("frame is not valid JSON", code="INVALID_JSON") from None
+    except (ValueError, UnicodeDecodeError, RecursionError) as exc:
+        raise FrameError("frame is not valid JSON", code="INVALID_JSON") from exc
     if not isinstance(obj, dict):
         raise FrameError("frame must be a JSON object", code="INVALID_JSON")
     kind = obj.get("type")

@@ -61,10 +61,10 @@ async def fetch(
     except HTTPClientError as exc:  # tornado 6 raises these (599: timeout, reset) even so
         reason = "timed out" if exc.code == 599 and "Timeout" in str(exc) else exc.__class__.__name__
         if exc.response is None or exc.code == 599:
-            raise Unreachable(f"Could not reach {where} to {action} ({reason})", hint) from None
+            raise Unreachable(f"Could not reach {where} to {action} ({reason})", hint) from exc
         response = exc.response
     except (OSError, asyncio.TimeoutError) as exc:
-        raise Unreachable(f"Could not reach {where} to {action} ({exc.__class__.__name__})", hint) from None
+        raise Unreachable(f"Could not reach {where} to {action} ({exc.__class__.__name__})", hint) from exc
     if response.code == 599:  # tornado's code for "no HTTP answer"
         error = response.error
         reason = "timed out" if "Timeout" in str(error) else (error.__class__.__name__ if error else "no answer")
@@ -78,9 +78,9 @@ def json_body(response: HTTPResponse, *, action: str, where: str) -> Any:
     """The response's JSON (``{}`` for an empty body)."""
     try:
         return json.loads(response.body) if response.body else {}
-    except ValueError:
+    except ValueError as exc:
         raise ServerUnavailable(
             f"{where} answered {action} with something that is not JSON",
             "Check that the URL points at a HopX API.",
             status=response.code,
-        ) from None
+        ) from exc

@@ -13,12 +13,13 @@ import signal
 import sys
 
 import zmq
+from ipykernel._version import kernel_protocol_version
 from ipykernel.kernelbase import Kernel
 from traitlets import Float
 
 from . import __version__
 from .completion import complete_locally, is_complete
-from .config import from_env
+from .config import Config, from_env
 from .errors import ConfigError, HopxKernelError, SandboxDisconnected
 from .frames import Execute, InputReply, Interrupt
 from .magics import MagicError, parse_magic, run_magic
@@ -44,14 +45,14 @@ STATELESS_NOTE = (
 ASSIST_TIMEOUT = 2.0
 
 
-def _setup_logging() -> None:
+def _setup_logging(level: str) -> None:
     """Our log lines go to the real stderr (the Jupyter server's log), never to a cell."""
     logger = logging.getLogger("hopx_kernel")
     if not logger.handlers:
         handler = logging.StreamHandler(sys.__stderr__)
         handler.setFormatter(logging.Formatter("[hopx-kernel %(levelname)s] %(message)s"))
         logger.addHandler(handler)
-        logger.setLevel(os.environ.get("HOPX_LOG_LEVEL", "WARNING").upper())
+        logger.setLevel(level)
         logger.propagate = False
 
 
@@ -70,12 +71,12 @@ class HopxKernel(Kernel):
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
-        _setup_logging()
         try:
-            config = from_env(os.environ)
-        except ConfigError as exc:
-            config = exc
-        self.sandbox = SandboxSession(config)
+            config, error = from_env(os.environ), None
+        except ConfigError as exc:  # reported as every cell's error, so the user sees it
+            config, error = Config(), exc
+        _setup_logging(config.log_level)
+        self.sandbox = SandboxSession(config, error=error)
         self._display_ids: set[str] = set()
         self._history: list[tuple[int, str]] = []
         self._execution = None  # the running cell's Execution
@@ -84,6 +85,21 @@ class HopxKernel(Kernel):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._warned_stateless = False
         self._closing: set[asyncio.Future] = set()
+
+    @property
+    def kernel_info(self) -> dict:
+        # ipykernel's kernel_info imports ipykernel.debugger just to ask whether debugpy is
+        # importable: that import costs ~0.1 s and prints four "frozen modules" warnings.
+        # This process runs no user code, so there is nothing in it to debug.
+        return {
+            "protocol_version": kernel_protocol_version,
+            "implementation": self.implementation,
+            "implementation_version": self.implementation_version,
+            "language_info": self.language_info,
+            "banner": self.banner,
+            "help_links": self.help_links,
+            "supported_features": ["kernel subshells"] if self._supports_kernel_subshells else [],
+        }
 
     # -- lifecycle -----------------------------------------------------------------------
 

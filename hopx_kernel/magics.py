@@ -18,12 +18,16 @@ import posixpath
 import shlex
 from dataclasses import dataclass
 
+from .errors import HopxKernelError
+
 CELL_LANGUAGES = {"bash": "bash", "sh": "bash", "javascript": "javascript", "js": "javascript", "node": "javascript"}
 REMOTE_HOME = "/workspace"
 
 
-class MagicError(Exception):
+class MagicError(HopxKernelError):
     """A magic used wrongly; the message says how to use it."""
+
+    ename = "UsageError"
 
 
 @dataclass(frozen=True)
@@ -67,7 +71,7 @@ def parse_magic(code: str) -> Magic | None:
         try:
             args = tuple(shlex.split(head[len("%hopx"):]))
         except ValueError as exc:
-            raise MagicError(f"{exc}; {USAGE}") from None
+            raise MagicError(f"{exc}; {USAGE}") from exc
         if args and args[0] not in ("upload", "download", "info"):
             raise MagicError(f"unknown %hopx command {args[0]!r}; {USAGE}")
         if args and args[0] in ("upload", "download") and not 2 <= len(args) <= 3:
@@ -119,7 +123,7 @@ async def run_magic(magic: Magic, kernel, publish) -> None:
             with open(local, "rb") as fh:
                 data = fh.read()
         except OSError as exc:
-            raise MagicError(f"cannot read {local}: {exc.strerror}") from None
+            raise MagicError(f"cannot read {local}: {exc.strerror}") from exc
         await session.agent_call(
             "POST",
             "/files/write",
@@ -135,5 +139,5 @@ async def run_magic(magic: Magic, kernel, publish) -> None:
         with open(local, "wb") as fh:
             fh.write(data)
     except OSError as exc:
-        raise MagicError(f"cannot write {local}: {exc.strerror}") from None
+        raise MagicError(f"cannot write {local}: {exc.strerror}") from exc
     publish("stream", {"name": "stdout", "text": f"downloaded {remote} → {local} ({len(data)} bytes)\n"})

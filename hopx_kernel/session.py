@@ -2,8 +2,14 @@
 
 A :class:`SandboxSession` owns where the sandbox comes from (embedded local server, HopX
 cloud, or an attached sandbox), keeps its token fresh and its timeout extended, and opens
-executions on it. The kernel only calls :meth:`start`, :meth:`open_execution`,
-:meth:`agent_call`, :meth:`describe` and :meth:`shutdown`.
+executions on it. What the kernel uses:
+
+- lifecycle: :meth:`start`, :meth:`ready`, :meth:`shutdown`;
+- cells: :meth:`open_execution`, :meth:`prepare_next`, :attr:`config`,
+  :attr:`has_extensions`, :attr:`stateful`;
+- losses: :meth:`lost`, :meth:`lost_hint`;
+- everything else: :meth:`agent_call` (completion, inspection, files) and
+  :meth:`describe` (``%hopx``).
 
 Creation starts in the background when the kernel starts; the first cell waits for it.
 A sandbox that is lost (expired, its process died, the local server was killed) is
@@ -60,17 +66,19 @@ class SandboxSession:
     """Provision, keep alive and tear down one sandbox.
 
     Args:
-        config: the kernel configuration (or a :class:`ConfigError` to raise on use).
+        config: the kernel configuration.
+        error: set when the configuration was invalid: every use raises it instead of
+            provisioning a sandbox.
     """
 
-    def __init__(self, config: Config | ConfigError) -> None:
+    def __init__(self, config: Config, *, error: ConfigError | None = None) -> None:
         self.config = config
+        self.error = error
         self._live: Live | None = None
         self._provisioning: asyncio.Future | None = None
         self._server: subprocess.Popen | None = None
         self._keepalive: asyncio.Task | None = None
         self._closed = False
-        self.generation = 0  # how many sandboxes this session has had
         #: False when the agent was found not to keep variables between executions
         self.stateful: bool | None = None
 
@@ -78,7 +86,7 @@ class SandboxSession:
 
     def start(self) -> None:
         """Begin provisioning in the background."""
-        if self._provisioning is None and not isinstance(self.config, ConfigError):
+        if self._provisioning is None and self.error is None:
             self._provisioning = asyncio.ensure_future(self._provision())
             self._provisioning.add_done_callback(lambda f: f.cancelled() or f.exception())
 
@@ -88,8 +96,8 @@ class SandboxSession:
         Raises:
             HopxKernelError: provisioning failed; the next call tries again.
         """
-        if isinstance(self.config, ConfigError):
-            raise self.config
+        if self.error is not None:
+            raise self.error
         if self._closed:
             raise HopxKernelError("The kernel is shutting down")
         if self._live is not None:
@@ -106,7 +114,6 @@ class SandboxSession:
 
     async def _provision(self) -> Live:
         cfg = self.config
-        assert isinstance(cfg, Config)
         if cfg.mode == "embedded":
             if self._server is None or self._server.poll() is not None:
                 self._server = embedded.take_server()
@@ -156,7 +163,6 @@ class SandboxSession:
         else:
             self.stateful = True
         self._live = live
-        self.generation += 1
         self._keepalive = asyncio.ensure_future(self._keep_alive(live))
         live.agent.prepare()
         log.info("sandbox %s ready (%s mode)", info.id, cfg.mode)
@@ -197,7 +203,6 @@ class SandboxSession:
     async def _keep_alive(self, live: Live) -> None:
         """Extend the sandbox's timeout and refresh its token while the kernel lives."""
         cfg = self.config
-        assert isinstance(cfg, Config)
         period = max(cfg.sandbox_timeout / 3, 20.0)
         while self._live is live:
             await asyncio.sleep(min(period, 60.0))
@@ -283,8 +288,8 @@ class SandboxSession:
     def describe(self) -> dict:
         """Facts for ``%hopx``: mode, sandbox id, agent version, template, uptime, timeout."""
         cfg = self.config
-        if isinstance(cfg, ConfigError):
-            return {"mode": "misconfigured", "error": cfg.line()}
+        if self.error is not None:
+            return {"mode": "misconfigured", "error": self.error.line()}
         out: dict = {"mode": cfg.mode, "control_plane": cfg.base_url or "embedded local server"}
         live = self._live
         if live is None:

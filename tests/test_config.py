@@ -110,3 +110,16 @@ def test_repr_never_shows_the_api_key():
     assert "SECRET123" not in repr(config)
     assert "SECRET123" not in str(config)
     assert "sbx_1" in repr(config)
+
+
+@pytest.mark.parametrize(("raw", "level"), [("", "WARNING"), ("debug", "DEBUG"), (" Error ", "ERROR")])
+def test_log_level(raw, level):
+    assert from_env({"HOPX_LOG_LEVEL": raw}).log_level == level
+
+
+def test_bad_log_level_is_a_config_error():
+    with pytest.raises(ConfigError) as info:
+        from_env({"HOPX_LOG_LEVEL": "verbose"})
+    assert info.value.line() == (
+        "HOPX_LOG_LEVEL='verbose' is not a log level. Use one of DEBUG, INFO, WARNING, ERROR, CRITICAL."
+    )

@@ -135,7 +135,7 @@ class ExecuteHandler(AgentHandler):
         try:
             request = frames.parse_client_frame(json.dumps({**body, "type": "execute"}))
         except FrameError as exc:
-            raise ServerError(400, exc.code, exc.message) from None
+            raise ServerError(400, exc.code, exc.message) from exc
         collector = ExecuteCollector()
         control = self._control = RunControl(request.timeout)
         success = await execute(self.state.ctx, self.sandbox, request,
@@ -160,7 +160,7 @@ class EnvHandler(AgentHandler):
         try:
             return validate_env(self.json_body().get("env_vars", {}))
         except ValueError as exc:
-            raise ServerError(400, "INVALID_REQUEST", str(exc)) from None
+            raise ServerError(400, "INVALID_REQUEST", str(exc)) from exc
 
     def put(self) -> None:
         self.sandbox.env_vars = self._body_vars()

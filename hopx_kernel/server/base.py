@@ -65,8 +65,8 @@ class JsonHandler(RequestHandler):
             return {}
         try:
             body = json.loads(raw)
-        except (ValueError, UnicodeDecodeError):
-            raise ServerError(400, "INVALID_JSON", "the request body is not valid JSON") from None
+        except (ValueError, UnicodeDecodeError) as exc:
+            raise ServerError(400, "INVALID_JSON", "the request body is not valid JSON") from exc
         if not isinstance(body, dict):
             raise ServerError(400, "INVALID_JSON", "the request body must be a JSON object")
         return body

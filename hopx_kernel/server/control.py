@@ -72,7 +72,7 @@ def parse_create(body: dict[str, Any]) -> dict[str, Any]:
     try:
         env_vars = validate_env(body.get("env_vars") or {})
     except ValueError as exc:
-        raise ServerError(400, "INVALID_REQUEST", str(exc)) from None
+        raise ServerError(400, "INVALID_REQUEST", str(exc)) from exc
     return {
         "template_name": TEMPLATES.get(name, "code-interpreter"),
         "timeout_seconds": timeout or None,
@@ -118,8 +118,8 @@ class SandboxesHandler(ControlHandler):
         items = [s for s in self.state.registry.list() if status in (None, s.status)]
         try:
             limit = max(1, int(self.get_query_argument("limit", "100")))
-        except ValueError:
-            raise ServerError(400, "INVALID_REQUEST", "'limit' must be an integer") from None
+        except ValueError as exc:
+            raise ServerError(400, "INVALID_REQUEST", "'limit' must be an integer") from exc
         memory = self.state.ctx.limits.memory_mb
         self.reply({
             "object": "list",

@@ -97,9 +97,9 @@ class FilesHandler(AgentHandler):
             if body.get("encoding") == "base64":
                 try:
                     data = base64.b64decode(content, validate=True)
-                except (binascii.Error, ValueError):
+                except (binascii.Error, ValueError) as exc:
                     raise ServerError(400, "INVALID_REQUEST", "'content' is not valid base64") \
-                        from None
+                        from exc
             else:
                 data = content.encode("utf-8")
             self._write(raw, host, data, body.get("mode"))
@@ -114,8 +114,8 @@ class FilesHandler(AgentHandler):
         if isinstance(mode, str):
             try:
                 host.chmod(int(mode, 8) & 0o777)
-            except ValueError:
-                raise ServerError(400, "INVALID_REQUEST", f"invalid mode {mode!r}") from None
+            except ValueError as exc:
+                raise ServerError(400, "INVALID_REQUEST", f"invalid mode {mode!r}") from exc
         self.reply({"success": True, "path": raw, "size": len(data)})
 
     def delete(self, action: str) -> None:

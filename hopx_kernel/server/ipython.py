@@ -196,8 +196,10 @@ class IPythonRunner:
         self._runtime_dir.mkdir(parents=True, exist_ok=True)
         km = AsyncKernelManager(kernel_name="")
         km._kernel_spec = KernelSpec(
-            argv=[sys.executable, "-m", "hopx_kernel.server.kernel_launcher", "-f",
-                  "{connection_file}"],
+            # -Xfrozen_modules=off, as `ipykernel install` writes it: the debugger (debugpy,
+            # imported by ipykernel at start) then sees every module and says nothing about it
+            argv=[sys.executable, "-Xfrozen_modules=off", "-m", "hopx_kernel.server.kernel_launcher",
+                  "-f", "{connection_file}"],
             display_name="HopX local sandbox",
             language="python",
             interrupt_mode="signal",

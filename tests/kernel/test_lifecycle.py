@@ -7,8 +7,9 @@ import signal
 
 import psutil
 import pytest
+from jupyter_client.manager import KernelManager
 
-from .helpers import execute, family, running_kernel, start_kernel, stop_kernel, wait_gone
+from .helpers import KERNEL_NAME, execute, family, running_kernel, start_kernel, stop_kernel, wait_gone
 
 LOOP = "import time\nprint('running', flush=True)\nwhile True:\n    time.sleep(0.05)"
 
@@ -102,3 +103,32 @@ def test_kernel_info_answers_before_the_sandbox_is_ready():
         info = reply["content"]
         assert info["implementation"] == "hopx-kernel"
         assert info["language_info"]["name"] == "python"
+
+
+def test_a_kernel_start_writes_nothing_to_stderr(tmp_path):
+    # No debugger warnings ("frozen modules ..."), from this kernel's process, the local
+    # server or the sandbox's kernel. IPC transport: over TCP ipykernel itself warns that
+    # the transport is unencrypted (a local python3 kernel prints that line too).
+    log = open(tmp_path / "kernel-stderr.txt", "w+")
+    km = KernelManager(kernel_name=KERNEL_NAME, transport="ipc", ip=str(tmp_path / "k"))
+    km.start_kernel(env={k: v for k, v in os.environ.items() if not k.startswith("HOPX_")}, stderr=log)
+    kc = km.client()
+    kc.start_channels()
+    try:
+        kc.wait_for_ready(timeout=60)  # a kernel_info_request, as every frontend sends
+        assert execute(kc, "print(1)").stream() == "1\n"
+    finally:
+        stop_kernel(km, kc)
+        km.cleanup_resources()
+    log.seek(0)
+    text = log.read()
+    log.close()
+    assert text == ""
+
+
+def test_a_bad_log_level_is_one_clear_error_not_a_crash():
+    with running_kernel({"HOPX_LOG_LEVEL": "verbose"}) as (_, kc):
+        cell = execute(kc, "print(1)")
+    assert cell.status == "error"
+    assert cell.reply["ename"] == "HopxConfigError"
+    assert cell.reply["evalue"].startswith("HOPX_LOG_LEVEL='verbose' is not a log level. Use one of DEBUG,")

@@ -1,0 +1,38 @@
+"""Run the kernel process: ``IPKernelApp`` with :class:`~hopx_kernel.kernel.HopxKernel`.
+
+Used by ``python -m hopx_kernel -f CONNECTION_FILE`` (what kernel.json runs) and by
+``hopx-kernel kernel -f CONNECTION_FILE``.
+"""
+
+from __future__ import annotations
+
+
+def launch(argv: list[str] | None = None) -> None:
+    """Start the kernel with ``argv`` (``sys.argv[1:]`` when None); never returns."""
+    # Embedded mode: boot the local sandbox server while ipykernel imports (~0.3 s saved).
+    from . import embedded
+
+    embedded.prestart()
+
+    import logging
+    import os
+
+    from ipykernel.kernelapp import IPKernelApp
+
+    from .kernel import HopxKernel
+
+    # outstream_class=None: this process prints nothing of the user's, so its own stdout and
+    # stderr stay the real ones (stray warnings reach the Jupyter log, never a notebook) and
+    # ipykernel's per-cell flushes of captured output cost nothing.
+    app = IPKernelApp.instance(kernel_class=HopxKernel, outstream_class=None)
+    app.initialize(argv)
+    status = 1
+    try:
+        app.start()
+        status = 0
+    finally:
+        # The sandbox was deleted and the local server stopped in do_shutdown. Exit now:
+        # ipykernel 7.4's close() at interpreter exit can deadlock for seconds (the control
+        # thread flushes into the IOPub thread that close() already stopped).
+        logging.shutdown()
+        os._exit(status)
