@@ -64,7 +64,6 @@ class Execution:
         self._queue: asyncio.Queue = asyncio.Queue(QUEUE_FRAMES)
         self._reader = asyncio.ensure_future(self._read())
         self.interrupted = False
-        self.bad_frames = 0
 
     async def _read(self) -> None:
         try:
@@ -117,7 +116,6 @@ class Execution:
                 try:
                     frame = parse_agent_frame(item)
                 except FrameError as exc:
-                    self.bad_frames += 1
                     log.warning("skipping a malformed frame from the agent: %s", exc)
                     continue
                 if frame is None:
