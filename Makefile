@@ -5,16 +5,16 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 NOTEBOOK ?= notebooks/01-basic-streaming.ipynb
 
-.PHONY: setup demo test lab bench bench-smoke clean
+.PHONY: setup demo test test-fast lint lab bench bench-smoke clean
 
 setup: $(STAMP)
 
-# The venv, the package (editable) with its test extras, and the kernelspec inside the venv.
+# The venv and the package (editable) with its test and lint extras. Installing the package
+# registers the kernelspec in the venv (share/jupyter/kernels/hopx-remote-python).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
-	$(PY) -m pip install --quiet -e '.[test]'
-	$(PY) -m hopx_kernel install --sys-prefix
+	$(PY) -m pip install --quiet -e '.[test,lint]'
 	touch $(STAMP)
 
 demo: setup
@@ -22,6 +22,15 @@ demo: setup
 
 test: setup
 	$(PY) -m pytest
+
+# the fast loop: everything but the slow suites
+test-fast: setup
+	$(PY) -m pytest -m "not slow"
+
+lint: setup
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 lab: setup
 	$(VENV)/bin/jupyter lab --ServerApp.ip=127.0.0.1 $(if $(filter 0,$(shell id -u)),--allow-root)
@@ -33,4 +42,4 @@ bench-smoke: setup
 	$(PY) -m bench --smoke
 
 clean:
-	rm -rf $(VENV) build *.egg-info out
+	rm -rf $(VENV) build dist *.egg-info out

@@ -49,8 +49,14 @@ __all__ = [
 KERNEL_NAME = "hopx-remote-python"
 #: Default name shown in Jupyter and VS Code kernel pickers.
 DISPLAY_NAME = "HopX Remote Python"
-#: The shipped kernelspec template: kernel.json (argv with plain "python") and logos.
-RESOURCES = Path(__file__).parent / "kernelspec" / KERNEL_NAME
+#: The shipped kernelspec (kernel.json with argv starting "python", and the logos): in a
+#: wheel the package's ``resources/``, in a source checkout the top-level ``kernelspec/``,
+#: which the wheel also ships as shared data (``share/jupyter/kernels/hopx-remote-python``).
+RESOURCES = next(
+    (p for p in (Path(__file__).parent / "resources", Path(__file__).parents[1] / "kernelspec" / KERNEL_NAME)
+     if (p / "kernel.json").is_file()),
+    Path(__file__).parent / "resources",
+)
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _SECRET_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
