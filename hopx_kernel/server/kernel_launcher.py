@@ -9,8 +9,8 @@ handing over to ``IPKernelApp`` it:
 - makes output prompt and bounded: ipykernel batches stream output for 200 ms, which
   would make the first line of ``print('x'); time.sleep(1)`` arrive late, and holds a
   flood of output whole (50 MiB written at once left as one 50 MB message after ~0.5 s).
-  Here the first output after a quiet spell goes within 5 ms, a steady stream every
-  100 ms, a writer with 256 Ki characters pending flushes them itself, and no message
+  Here the first output of a cell, and after a quiet spell, goes within 5 ms, a steady
+  stream every 100 ms, a writer with 256 Ki characters pending flushes them itself, and no message
   exceeds 960 Ki characters (one frame);
 - keeps stdout/stderr order across the two streams: a write to one stream first sends
   whatever the other stream still buffers;
@@ -105,12 +105,17 @@ def _patch_streams() -> None:
         if self._flush_pending:
             return
         self._flush_pending = True
-        quiet = time.monotonic() - self._hopx_flushed_at > 2 * FLUSH_STEADY
+        # "steady" means this cell's own output was flushed moments ago; the first write of
+        # a new cell is never steady, or the previous cell's closing flush would hold it
+        # back for the steady interval (back-to-back cells: first output ~107 ms, not 5)
+        quiet = (self._hopx_key is not self._hopx_flushed_key
+                 or time.monotonic() - self._hopx_flushed_at > 2 * FLUSH_STEADY)
         interval = FLUSH_FIRST if quiet else FLUSH_STEADY
         self.pub_thread.schedule(lambda: self._io_loop.call_later(interval, self._flush))
 
     def timed_flush(self: OutStream) -> None:
         self._hopx_flushed_at = time.monotonic()
+        self._hopx_flushed_key = self._hopx_key
         self._hopx_pending = 0
         pub = self.pub_thread
         if pub is None or threading.current_thread() is not pub.thread or self.echo is not None:
@@ -143,6 +148,7 @@ def _patch_streams() -> None:
     OutStream._hopx_key = None
     OutStream._hopx_pending = 0  # characters written since the last flush
     OutStream._hopx_flushed_at = 0.0  # monotonic time of the last flush
+    OutStream._hopx_flushed_key = None  # the buffer key (cell) current at the last flush
     OutStream.write = lean_write  # type: ignore[method-assign]
     OutStream._schedule_flush = schedule_flush  # type: ignore[method-assign]
     OutStream._flush = timed_flush  # type: ignore[method-assign]
