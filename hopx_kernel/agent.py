@@ -9,7 +9,9 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import math
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
@@ -29,6 +31,7 @@ from .errors import (
 )
 from .http import fetch, json_body, new_client
 from .loopback import is_loopback_url
+from .tls import client_context, tls_error
 from .frames import AgentFrame, ClientFrame, Complete, Execute, encode, parse_agent_frame
 
 log = logging.getLogger(__name__)
@@ -38,6 +41,8 @@ log = logging.getLogger(__name__)
 QUEUE_FRAMES = 64
 #: A prepared connection older than this is not used: an agent may drop idle sockets.
 SPARE_MAX_AGE = 30.0
+#: At most this many sockets are opened ahead of need for an agent without socket reuse.
+MAX_SPARES = 4
 #: Largest frame accepted. The protocol keeps frames under 1 MiB; be lenient with agents.
 MAX_INCOMING = 64 * 1024 * 1024
 
@@ -57,22 +62,40 @@ class Execution:
 
     Iterate :meth:`batches` for frames; each batch is every frame that had already
     arrived, so bursts can be coalesced without delaying a frame after a quiet spell.
+
+    On an agent that keeps sockets open between executions (PROTOCOL.md §2.5 [ext]) the
+    socket goes back to its :class:`AgentClient` once ``complete`` has arrived. If a
+    socket that already carried an execution is closed cleanly (1000) before a single
+    frame of this one arrived, the agent closed it as idle and never ran the code: the
+    frame is sent again on a new socket, once.
     """
 
-    def __init__(self, ws: ClientConnection) -> None:
+    def __init__(
+        self, ws: ClientConnection, frame: Execute | None = None, *,
+        agent: AgentClient | None = None, reused: bool = False, reusable: bool = False,
+    ) -> None:
         self._ws = ws
+        self._frame = frame
+        self._agent = agent
+        self._reused = reused  # the socket carried an earlier execution
+        self._reusable = reusable  # give the socket back after ``complete``
+        self._released = False
         self._queue: asyncio.Queue = asyncio.Queue(QUEUE_FRAMES)
         self._reader = asyncio.ensure_future(self._read())
         self.interrupted = False
+        self.received = 0  # frames of this execution received, keepalives included
+        self.resent = False
 
     async def _read(self) -> None:
+        ws = self._ws
         try:
-            async for raw in self._ws:
+            async for raw in ws:
                 await self._queue.put(raw)
         except ConnectionClosed:
             pass
         finally:
-            await self._queue.put(_CLOSED)
+            if not self._released:
+                await self._queue.put(_CLOSED)
 
     def _closed_error(self) -> SandboxDisconnected:
         exc = self._ws.close_exc if hasattr(self._ws, "close_exc") else None
@@ -91,6 +114,35 @@ class Execution:
             "Run the cell again: the next cell reconnects.",
         )
 
+    def _closed_idle(self) -> bool:
+        """The agent closed a reused socket as idle before it took this execution."""
+        if not self._reused or self.received or self.interrupted or self.resent:
+            return False
+        if self._agent is None or self._frame is None:
+            return False
+        rcvd = getattr(getattr(self._ws, "close_exc", None), "rcvd", None)
+        return rcvd is not None and rcvd.code == 1000
+
+    async def _resend(self) -> None:
+        """Send the execute frame again on a new socket (see the class docstring)."""
+        assert self._agent is not None and self._frame is not None
+        self.resent, self._reused = True, False
+        log.info("the agent closed an idle socket as the cell was sent; sending it on a new one")
+        self._ws = await self._agent.connect_now()
+        self._reader = asyncio.ensure_future(self._read())
+        await self.send(self._frame)
+
+    async def _release(self) -> None:
+        """``complete`` arrived on a reusable socket: hand it back for the next execution."""
+        self._released = True
+        self._reader.cancel()  # websockets: a cancelled recv() loses nothing
+        try:
+            await self._reader
+        except (asyncio.CancelledError, ConnectionClosed):
+            pass
+        if self._agent is not None:
+            self._agent.keep_warm(self._ws)
+
     async def batches(self) -> AsyncIterator[list[AgentFrame]]:
         """Yield lists of parsed frames until ``complete``.
 
@@ -107,12 +159,12 @@ class Execution:
                     break
                 raws.append(raw)
             batch: list[AgentFrame] = []
-            done = False
+            done = closed = False
             for item in raws:
                 if item is _CLOSED:
-                    if batch:
-                        yield batch
-                    raise self._closed_error()
+                    closed = True
+                    break
+                self.received += 1
                 try:
                     frame = parse_agent_frame(item)
                 except FrameError as exc:
@@ -127,7 +179,14 @@ class Execution:
             if batch:
                 yield batch
             if done:
+                if self._reusable and self._ws.state is State.OPEN:
+                    await self._release()
                 return
+            if closed:
+                if self._closed_idle():
+                    await self._resend()
+                    continue
+                raise self._closed_error()
 
     async def send(self, frame: ClientFrame) -> None:
         try:
@@ -140,11 +199,28 @@ class Execution:
         await self._ws.close(code=1000, reason="interrupted by the user")
 
     async def close(self) -> None:
+        if self._released:
+            return  # the socket is the agent client's warm one now
         self._reader.cancel()
         try:
             await asyncio.wait_for(self._ws.close(), 2)
         except (asyncio.TimeoutError, ConnectionClosed, OSError):
             pass
+
+
+def spares_wanted(connect_time: float, cell_gap: float) -> int:
+    """How many sockets to keep opening ahead of need for an agent without socket reuse.
+
+    A socket started when a cell starts is ready ``connect_time`` later; cells arrive
+    every ``cell_gap``; so ``connect_time / cell_gap`` connects must be in flight for each
+    cell to find one ready (back-to-back cells at 80 ms RTT: connect 2 RTT, gap ~1 RTT → 2).
+
+    >>> spares_wanted(0.160, 0.085), spares_wanted(0.0007, 0.004), spares_wanted(0.3, 30.0)
+    (2, 1, 1)
+    """
+    if connect_time <= 0 or cell_gap <= 0:
+        return 1
+    return max(1, min(MAX_SPARES, math.ceil(connect_time / cell_gap - 0.05)))
 
 
 class AgentClient:
@@ -155,6 +231,12 @@ class AgentClient:
         token: a callable returning the current bearer token (it changes on refresh).
         ping_interval / ping_timeout: WebSocket keepalive; a missed pong ends the cell as
             stalled. Long quiet cells are fine: only an unresponsive peer trips it.
+        ca_bundle: PEM file of CAs to trust for https/wss (None: the system store).
+
+    Attributes:
+        reuse: the agent runs several executions on one socket (PROTOCOL.md §2.5 [ext]);
+            the session sets it from ``/health``. Then one warm socket is kept; otherwise
+            sockets are opened ahead of need, as many as the pace of cells calls for.
     """
 
     def __init__(
@@ -164,6 +246,7 @@ class AgentClient:
         *,
         ping_interval: float = 20.0,
         ping_timeout: float = 20.0,
+        ca_bundle: str | None = None,
     ) -> None:
         self.public_host = public_host.rstrip("/")
         #: on this machine compression only costs CPU, and no proxy applies
@@ -171,9 +254,15 @@ class AgentClient:
         self._token = token
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
+        #: one context for every socket: the CA file is read once
+        self._ssl = client_context(ca_bundle) if self.public_host.startswith("https:") else None
         self._http = new_client()
-        self._spare: asyncio.Future | None = None
-        self._spare_at = 0.0
+        self.reuse = False
+        self._warm: ClientConnection | None = None
+        self._spares: deque[tuple[asyncio.Future, float]] = deque()
+        self._connect_time = 0.0  # moving average of a connect's duration
+        self._cell_gap = 0.0  # moving average of the time between two cells' starts
+        self._last_start = 0.0
 
     def __repr__(self) -> str:
         return f"AgentClient({self.public_host!r})"
@@ -181,20 +270,23 @@ class AgentClient:
     def _headers(self) -> dict[str, str]:
         return {"Authorization": f"Bearer {self._token()}"}
 
-    async def _connect(self) -> ClientConnection:
+    async def connect_now(self) -> ClientConnection:
         """Open ``/execute/stream`` (not yet sent anything).
 
         Raises:
             ControlPlaneError: the agent refused the upgrade (401, 410, ...).
+            TlsError: the TLS handshake failed; the message names the certificate problem.
             Unreachable: no connection could be made.
         """
         url = ws_url(self.public_host, "/execute/stream")
+        t0 = time.monotonic()
         try:
-            return await connect(
+            ws = await connect(
                 url,
                 additional_headers=self._headers(),
                 compression=None if self._local else "deflate",
                 proxy=None if self._local else True,
+                ssl=self._ssl,
                 max_size=MAX_INCOMING,
                 ping_interval=self.ping_interval,
                 ping_timeout=self.ping_timeout,
@@ -208,44 +300,78 @@ class AgentClient:
                 response.status_code, bytes(response.body or b""), action="open the execution stream"
             ) from exc
         except (OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
+            tls = tls_error(exc, urlsplit(self.public_host).netloc)
+            if tls is not None:
+                raise tls from exc
             raise Unreachable(
                 f"Could not connect to the sandbox at {self.public_host} ({exc.__class__.__name__})",
                 "Run the cell again; if it keeps failing, restart the kernel.",
             ) from exc
+        took = time.monotonic() - t0
+        self._connect_time = took if not self._connect_time else 0.7 * self._connect_time + 0.3 * took
+        return ws
+
+    def _open_spare(self) -> None:
+        task = asyncio.ensure_future(self.connect_now())
+        task.add_done_callback(lambda f: f.cancelled() or f.exception())
+        self._spares.append((task, time.monotonic()))
 
     def prepare(self) -> None:
-        """Open the next cell's connection in the background (one execution per socket,
-        as PROTOCOL.md has it, but the connect is off the cell's path)."""
-        if self._spare is None:
-            self._spare = asyncio.ensure_future(self._connect())
-            self._spare.add_done_callback(lambda f: f.cancelled() or f.exception())
-            self._spare_at = time.monotonic()
+        """Have the next cell's connection ready (or opening) before the cell comes."""
+        if self._warm is not None and self._warm.state is State.OPEN:
+            return
+        if not self._spares:
+            self._open_spare()
+
+    def _top_up(self) -> None:
+        """Keep as many connects in flight as the pace of cells needs (plain agents)."""
+        want = spares_wanted(self._connect_time, self._cell_gap)
+        while len(self._spares) < want:
+            self._open_spare()
+
+    def keep_warm(self, ws: ClientConnection) -> None:
+        """The socket of a finished execution, to carry the next one."""
+        old, self._warm = self._warm, ws
+        if old is not None and old is not ws:
+            asyncio.ensure_future(old.close())
 
     async def _take_spare(self) -> ClientConnection | None:
-        """The prepared connection if it is still usable, else None."""
-        task, self._spare = self._spare, None
-        if task is None:
-            return None
-        try:
-            ws = await task
-        except (HopxKernelError, asyncio.CancelledError):
-            return None  # the caller connects afresh and reports any error properly
-        if ws.state is State.OPEN and time.monotonic() - self._spare_at < SPARE_MAX_AGE:
-            return ws
-        asyncio.ensure_future(ws.close())
+        """The oldest prepared connection if it is still usable, else None."""
+        while self._spares:
+            task, at = self._spares.popleft()
+            try:
+                ws = await task
+            except (HopxKernelError, asyncio.CancelledError):
+                return None  # the caller connects afresh and reports any error properly
+            if ws.state is State.OPEN and time.monotonic() - at < SPARE_MAX_AGE:
+                return ws
+            asyncio.ensure_future(ws.close())
         return None
 
     async def open_execution(self, frame: Execute) -> Execution:
-        """A connection to ``/execute/stream`` (the prepared one if usable) with the
-        ``execute`` frame sent.
+        """A connection to ``/execute/stream`` with the ``execute`` frame sent: the warm
+        socket when the agent reuses sockets, else a prepared one, else a new one.
 
         Raises:
             ControlPlaneError: the agent refused the upgrade (401, 410, ...).
+            TlsError: the TLS handshake failed.
             Unreachable: no connection could be made.
         """
-        ws = await self._take_spare() or await self._connect()
-        execution = Execution(ws)
+        now = time.monotonic()
+        if self._last_start:
+            gap = min(now - self._last_start, 60.0)
+            self._cell_gap = gap if not self._cell_gap else 0.7 * self._cell_gap + 0.3 * gap
+        self._last_start = now
+        ws, self._warm = self._warm, None
+        reused = ws is not None and ws.state is State.OPEN
+        if not reused:
+            if ws is not None:
+                asyncio.ensure_future(ws.close())
+            ws = await self._take_spare() or await self.connect_now()
+        execution = Execution(ws, frame, agent=self, reused=reused, reusable=self.reuse)
         await execution.send(frame)
+        if not self.reuse:
+            self._top_up()
         return execution
 
     async def request(
@@ -267,7 +393,7 @@ class AgentClient:
         action, where = f"call {path}", f"the sandbox at {self.public_host}"
         response = await fetch(
             self._http, method, url, headers=hdrs, body=payload, timeout=timeout,
-            action=action, where=where, hint="Run the cell again.",
+            action=action, where=where, hint="Run the cell again.", ssl_context=self._ssl,
         )
         return response.body if raw else json_body(response, action=action, where=where)
 
@@ -289,8 +415,11 @@ class AgentClient:
         )
 
     def close(self) -> None:
-        spare, self._spare = self._spare, None
-        if spare is not None:
+        warm, self._warm = self._warm, None
+        if warm is not None:
+            asyncio.ensure_future(warm.close())
+        while self._spares:
+            spare, _ = self._spares.popleft()
             if spare.done() and not spare.cancelled() and spare.exception() is None:
                 asyncio.ensure_future(spare.result().close())
             else:
@@ -298,4 +427,4 @@ class AgentClient:
         self._http.close()
 
 
-__all__ = ["AgentClient", "Execution", "ws_url"]
+__all__ = ["AgentClient", "Execution", "spares_wanted", "ws_url"]

@@ -19,6 +19,8 @@ Variables:
                          (default 20).
     HOPX_LOG_LEVEL       the kernel's log level: DEBUG, INFO, WARNING (default), ERROR or
                          CRITICAL.
+    HOPX_CA_BUNDLE       PEM file of CA certificates to trust for https/wss instead of the
+                         system store (default: ``SSL_CERT_FILE`` if set, else the system).
 
 With neither HOPX_API_KEY nor HOPX_BASE_URL the kernel runs in *embedded* mode: it starts
 the local sandbox server of this package and creates a sandbox there.
@@ -64,6 +66,7 @@ class Config:
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
     log_level: str = "WARNING"
+    ca_bundle: str | None = None
 
 
 def _number(env: Mapping[str, str], name: str, default, *, minimum: float = 0.0, cast=float):
@@ -141,4 +144,6 @@ def from_env(env: Mapping[str, str]) -> Config:
         ping_interval=_number(env, "HOPX_PING_INTERVAL", 20.0, minimum=0.05),
         ping_timeout=_number(env, "HOPX_PING_TIMEOUT", 20.0, minimum=0.05),
         log_level=_log_level(env),
+        ca_bundle=(env.get("HOPX_CA_BUNDLE", "").strip() or env.get("SSL_CERT_FILE", "").strip()
+                   or None),
     )

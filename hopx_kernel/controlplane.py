@@ -87,8 +87,10 @@ class ControlPlane:
         retries: int = 3,
         backoff: float = 0.5,
         request_timeout: float = 60.0,
+        ssl_context=None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
+        self._ssl = ssl_context
         self._api_key = api_key
         self.retries = retries
         self.backoff = backoff
@@ -119,6 +121,7 @@ class ControlPlane:
                     self._http, method, url, headers=headers, body=payload,
                     timeout=self.request_timeout, action=action, where=where,
                     hint="Check your network connection and HOPX_BASE_URL.",
+                    ssl_context=self._ssl,
                 )
                 return json_body(response, action=action, where=where)
             except ControlPlaneError as error:

@@ -17,6 +17,7 @@ library's internal traceback.
     │   ├── RateLimited        429: too many requests
     │   └── ServerUnavailable  5xx
     ├── Unreachable            no answer at all from the control plane or the agent
+    │   └── TlsError           the TLS handshake failed (certificate not trusted, ...)
     ├── SandboxDisconnected    the stream dropped before ``complete``
     │   └── SandboxStalled     the agent stopped answering pings mid-cell
     ├── MagicError             a magic used wrongly (``magics.py``; shown as ``UsageError``)
@@ -116,6 +117,10 @@ class Unreachable(HopxKernelError):
     ename = "HopxUnreachable"
 
 
+class TlsError(Unreachable):
+    ename = "HopxTlsError"
+
+
 class SandboxDisconnected(HopxKernelError):
     ename = "SandboxDisconnected"
 
@@ -136,5 +141,6 @@ __all__ = [
     "SandboxExpired",
     "SandboxStalled",
     "ServerUnavailable",
+    "TlsError",
     "Unreachable",
 ]

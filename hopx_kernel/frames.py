@@ -135,6 +135,7 @@ class Execute:
     workdir: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     allow_stdin: bool = False
+    extensions: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,6 +205,8 @@ def to_dict(frame: AgentFrame | ClientFrame) -> dict[str, Any]:
             out["env"] = frame.env
         if frame.allow_stdin:
             out["allow_stdin"] = True
+        if frame.extensions:
+            out["extensions"] = 1
         return out
     if isinstance(frame, InputReply):
         return {"type": "input_reply", "value": frame.value}
@@ -405,6 +408,7 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
             workdir=workdir,
             env=env,
             allow_stdin=bool(obj.get("allow_stdin", False)),
+            extensions=bool(obj.get("extensions", False)),
         )
     if kind == "input_reply":
         value = obj.get("value")

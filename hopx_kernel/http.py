@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 from typing import Any
+from urllib.parse import urlsplit
 
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
 
 from .api_errors import error_for_status
 from .errors import ServerUnavailable, Unreachable
+from .tls import tls_error
 
 
 def new_client() -> AsyncHTTPClient:
@@ -34,6 +37,7 @@ async def fetch(
     action: str,
     where: str,
     hint: str,
+    ssl_context: ssl.SSLContext | None = None,
 ) -> HTTPResponse:
     """Send one request and return the response if its status is below 400.
 
@@ -41,8 +45,10 @@ async def fetch(
         action: what the call does, for messages ("create a sandbox").
         where: who it goes to, for messages ("HopX at https://api.hopx.dev").
         hint: what to do when there is no answer at all.
+        ssl_context: how https is verified (default: tornado's, the system store).
 
     Raises:
+        TlsError: the TLS handshake failed (the certificate is named in the message).
         Unreachable: no HTTP answer (refused, reset, timed out).
         ControlPlaneError: an error status; the subclass says which.
     """
@@ -55,6 +61,7 @@ async def fetch(
         request_timeout=timeout,
         follow_redirects=False,
         allow_nonstandard_methods=True,
+        ssl_options=ssl_context if url.startswith("https:") else None,
     )
     try:
         response = await client.fetch(request, raise_error=False)
@@ -64,14 +71,24 @@ async def fetch(
             raise Unreachable(f"Could not reach {where} to {action} ({reason})", hint) from exc
         response = exc.response
     except (OSError, asyncio.TimeoutError) as exc:
+        tls = tls_error(exc, _netloc(url))
+        if tls is not None:
+            raise tls from exc
         raise Unreachable(f"Could not reach {where} to {action} ({exc.__class__.__name__})", hint) from exc
     if response.code == 599:  # tornado's code for "no HTTP answer"
         error = response.error
+        tls = tls_error(error, _netloc(url)) if error is not None else None
+        if tls is not None:
+            raise tls
         reason = "timed out" if "Timeout" in str(error) else (error.__class__.__name__ if error else "no answer")
         raise Unreachable(f"Could not reach {where} to {action} ({reason})", hint)
     if response.code >= 400:
         raise error_for_status(response.code, response.body, action=action)
     return response
+
+
+def _netloc(url: str) -> str:
+    return urlsplit(url).netloc or url
 
 
 def json_body(response: HTTPResponse, *, action: str, where: str) -> Any:

@@ -202,6 +202,7 @@ class HopxKernel(Kernel):
             workdir=cfg.workdir,
             env=cfg.env,
             allow_stdin=allow_stdin and self.sandbox.has_extensions,
+            extensions=self.sandbox.has_extensions,
         )
         execution = await self.sandbox.open_execution(frame)
         self._execution = execution

@@ -39,6 +39,7 @@ from .errors import (
     Unreachable,
 )
 from .frames import Execute, Stream
+from .tls import client_context
 
 log = logging.getLogger(__name__)
 
@@ -121,7 +122,10 @@ class SandboxSession:
         else:
             assert cfg.base_url and cfg.api_key
             base_url, api_key = cfg.base_url, cfg.api_key
-        control = ControlPlane(base_url, api_key)
+        control = ControlPlane(
+            base_url, api_key,
+            ssl_context=client_context(cfg.ca_bundle) if base_url.startswith("https:") else None,
+        )
         try:
             if cfg.mode == "attach":
                 assert cfg.sandbox_id
@@ -150,10 +154,13 @@ class SandboxSession:
                 lambda: live.token,
                 ping_interval=cfg.ping_interval,
                 ping_timeout=cfg.ping_timeout,
+                ca_bundle=cfg.ca_bundle,
             )
             health = await live.agent.health()
             live.features = health.get("features") or {}
             live.features.setdefault("version", health.get("version"))
+            # one warm socket for every cell (PROTOCOL.md §2.5); it needs extensions asked for
+            live.agent.reuse = bool(live.features.get("stream_reuse") and live.features.get("stream_extensions"))
         except BaseException:
             control.close()
             raise

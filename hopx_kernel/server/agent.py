@@ -32,14 +32,16 @@ RICH_KEYS = {
 }
 
 
-def health_body() -> dict[str, Any]:
-    """The ``/health`` answer; ``stream_extensions`` advertises PROTOCOL §2.2."""
-    return {
+def health_body(stream_reuse: bool = True) -> dict[str, Any]:
+    """The ``/health`` answer; ``stream_extensions`` advertises PROTOCOL §2.2,
+    ``stream_reuse`` §2.5 (several executions in turn on one socket)."""
+    body = {
         "status": "healthy",
         "version": VERSION,
         "agent": "hopx-kernel-local",
         "features": {
             "stream_extensions": 1,
+            "stream_reuse": 1,
             "code_execution": True,
             "websocket_streaming": True,
             "rich_output": True,
@@ -50,6 +52,9 @@ def health_body() -> dict[str, Any]:
         },
         "active_streams": 0,
     }
+    if not stream_reuse:
+        del body["features"]["stream_reuse"]
+    return body
 
 
 class ExecuteCollector:
@@ -118,7 +123,7 @@ class HealthHandler(JsonHandler):
     plane = "agent"
 
     def get(self) -> None:
-        self.reply(health_body())
+        self.reply(health_body(self.state.stream_reuse))
 
 
 class ExecuteHandler(AgentHandler):

@@ -27,6 +27,10 @@ class ServerState:
         base_url: ``http://127.0.0.1:PORT``, known once the socket is bound.
         public_url: the agent URL sandbox objects advertise (``public_host``,
             ``direct_url``); ``base_url`` unless ``--public-url`` says otherwise.
+        stream_reuse: several executions may run in turn on one ``/execute/stream``
+            socket when the execute frame asks for extensions (PROTOCOL.md §2.5 [ext]).
+        stream_idle_timeout: seconds a reused socket may sit idle before the agent
+            closes it with 1000.
     """
 
     api_key: str
@@ -34,6 +38,8 @@ class ServerState:
     ctx: Context
     base_url: str = ""
     public_url: str = ""
+    stream_reuse: bool = True
+    stream_idle_timeout: float = 120.0
 
 
 def make_app(state: ServerState) -> Application:

@@ -20,6 +20,7 @@ import logging
 import os
 import shutil
 import signal
+import ssl
 import sys
 import tempfile
 from pathlib import Path
@@ -62,6 +63,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--public-url", default=None,
                    help="agent URL to advertise as public_host/direct_url (default: the "
                         "server's own base_url), e.g. a loopback proxy in front of it")
+    p.add_argument("--tls-cert", default=None,
+                   help="PEM certificate (chain) to serve https/wss with (testing); needs --tls-key")
+    p.add_argument("--tls-key", default=None, help="PEM private key for --tls-cert")
+    p.add_argument("--stream-idle-timeout", type=float, default=120.0,
+                   help="seconds a reused /execute/stream socket may stay idle (default 120)")
+    p.add_argument("--no-stream-reuse", action="store_true",
+                   help="one execution per /execute/stream socket, as HopX documents it")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error", "critical"])
     return p
@@ -100,12 +108,17 @@ async def serve(args: argparse.Namespace) -> int:
     registry = Registry(pool, token_ttl=args.token_ttl)
     state = ServerState(api_key=args.token or auth.new_token(), registry=registry,
                         ctx=Context(registry, base_env, limits))
+    state.stream_reuse = not args.no_stream_reuse
+    state.stream_idle_timeout = args.stream_idle_timeout
+    tls = tls_context(args.tls_cert, args.tls_key)
+    scheme = "https" if tls is not None else "http"
     sockets = bind_sockets(args.port, args.host)
     port = sockets[0].getsockname()[1]
-    state.base_url = f"http://127.0.0.1:{port}" if args.host != "localhost" else \
-        f"http://localhost:{port}"
+    state.base_url = f"{scheme}://127.0.0.1:{port}" if args.host != "localhost" else \
+        f"{scheme}://localhost:{port}"
     state.public_url = (args.public_url or state.base_url).rstrip("/")
-    server = HTTPServer(make_app(state), max_body_size=MAX_BODY, xheaders=False)
+    server = HTTPServer(make_app(state), max_body_size=MAX_BODY, xheaders=False,
+                        ssl_options=tls)
     server.add_sockets(sockets)
     pool.start()
 
@@ -134,6 +147,15 @@ async def serve(args: argparse.Namespace) -> int:
     return 0
 
 
+def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
+    """The server's TLS context for ``--tls-cert/--tls-key`` (None: plain http)."""
+    if cert is None and key is None:
+        return None
+    ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ctx.load_cert_chain(cert, key)
+    return ctx
+
+
 async def _watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
     original_ppid = os.getppid()
     while not stop.is_set():
@@ -155,6 +177,13 @@ def main(argv: list[str] | None = None) -> int:
         print(f"hopx-kernel serve: --public-url {args.public_url!r} must be an http(s) URL on "
               "loopback", file=sys.stderr)
         return 2
+    if (args.tls_cert is None) != (args.tls_key is None):
+        print("hopx-kernel serve: --tls-cert and --tls-key go together", file=sys.stderr)
+        return 2
+    for path in (args.tls_cert, args.tls_key):
+        if path is not None and not os.path.isfile(path):
+            print(f"hopx-kernel serve: cannot read {path!r} (--tls-cert/--tls-key)", file=sys.stderr)
+            return 2
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     logging.getLogger("tornado.access").setLevel(logging.WARNING)

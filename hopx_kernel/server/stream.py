@@ -1,7 +1,10 @@
 """``GET /execute/stream``: the WebSocket execution endpoint (PROTOCOL.md §2.1, §2.2).
 
 One connection carries one execution: the client's first frame is ``execute``; the
-server answers with output frames, one ``result``, ``complete`` and a 1000 close.
+server answers with output frames, one ``result``, ``complete`` and a 1000 close. An
+execute frame that asks for extensions keeps the connection open after ``complete`` for
+the next ``execute`` (PROTOCOL.md §2.5 [ext]); an idle connection is closed with 1000
+("idle") after ``ServerState.stream_idle_timeout`` seconds.
 While it runs the client may send ``interrupt`` and ``input_reply`` [ext]. Every bad
 frame is answered with an ``error`` frame and never disturbs the running execution;
 a bad frame *before* any ``execute`` also ends the connection (``complete{false}``).
@@ -39,6 +42,7 @@ class StreamHandler(WebSocketHandler):
         self._control: RunControl | None = None
         self._pending_input: asyncio.Future | None = None
         self._done = False
+        self._idle: asyncio.TimerHandle | None = None  # closes a reused socket left idle
 
     # ------------------------------------------------------------ handshake
 
@@ -89,6 +93,9 @@ class StreamHandler(WebSocketHandler):
     async def on_message(self, message: str | bytes) -> None:
         if self._done:
             return
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         size = len(message) if isinstance(message, bytes) else len(message.encode("utf-8"))
         if size > frames.MAX_FRAME_BYTES:
             await self._refuse(f"frame of {size} bytes is larger than the 1 MiB limit",
@@ -143,8 +150,24 @@ class StreamHandler(WebSocketHandler):
         finally:
             self._done = True
         await self.emit(Complete(success))
-        self.close(1000)
+        if not (request.extensions and getattr(self.state, "stream_reuse", False)):
+            self.close(1000)
+            return
+        # the socket stays open for the next execute frame (PROTOCOL.md §2.5 [ext])
+        self._task = self._control = None
+        self._done = False
+        self._idle = asyncio.get_running_loop().call_later(
+            self.state.stream_idle_timeout, self._close_idle)
+
+    def _close_idle(self) -> None:
+        self._idle = None
+        if self._task is None and not self._done:
+            self._done = True  # an execute frame already in flight is not run
+            self.close(1000, "idle")
 
     def on_close(self) -> None:
+        if self._idle is not None:
+            self._idle.cancel()
+            self._idle = None
         if self._control is not None and not self._done:
             self._control.abandon()
