@@ -112,10 +112,11 @@ def base_env() -> dict[str, str]:
 class Server:
     """A separately started ``hopx-kernel serve`` (cloud mode's control plane + agents)."""
 
-    def __init__(self) -> None:
+    def __init__(self, args: list[str] = ()) -> None:
         exe = Path(sys.executable).parent / "hopx-kernel"
         cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "hopx_kernel"]
-        cmd += ["serve", "--port", "0", "--parent-pid", str(os.getpid()), "--log-level", "warning"]
+        cmd += ["serve", "--port", "0", "--parent-pid", str(os.getpid()), "--log-level", "warning",
+                *args]
         self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
                                      start_new_session=True, env=base_env())
         STARTED.append(self)

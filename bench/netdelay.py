@@ -57,9 +57,11 @@ class DelayProxy:
         async def shut() -> None:
             if self._server is not None:
                 self._server.close()
-            for task in list(self._tasks):
+            tasks = list(self._tasks)
+            for task in tasks:
                 task.cancel()
-            await asyncio.sleep(0)
+            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.sleep(0.01)  # let the closed transports finish
 
         asyncio.run_coroutine_threadsafe(shut(), self._loop).result(10)
         self._loop.call_soon_threadsafe(self._loop.stop)
@@ -69,16 +71,26 @@ class DelayProxy:
     async def _handle(self, creader: asyncio.StreamReader, cwriter: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         self._tasks.add(task)
+        swriter = None
         try:
             assert self.target is not None, "DelayProxy.target is not set"
             sreader, swriter = await asyncio.open_connection(*self.target)
             for w in (cwriter, swriter):
                 w.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            await asyncio.gather(self._pipe(creader, swriter), self._pipe(sreader, cwriter))
+            pipes = [asyncio.ensure_future(self._pipe(creader, swriter)),
+                     asyncio.ensure_future(self._pipe(sreader, cwriter))]
+            try:
+                await asyncio.gather(*pipes)
+            finally:
+                for p in pipes:
+                    p.cancel()
+                await asyncio.gather(*pipes, return_exceptions=True)
         except (OSError, asyncio.CancelledError):
             pass
         finally:
             cwriter.close()
+            if swriter is not None:
+                swriter.close()
             self._tasks.discard(task)
 
     async def _pipe(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
@@ -112,8 +124,8 @@ class DelayProxy:
         except OSError:
             pass
         finally:
-            await queue.put((0.0, None))
+            queue.put_nowait((0.0, None))
             try:
                 await sender
-            except OSError:
-                pass
+            except (OSError, asyncio.CancelledError):
+                sender.cancel()

@@ -213,14 +213,16 @@ def spares_wanted(connect_time: float, cell_gap: float) -> int:
 
     A socket started when a cell starts is ready ``connect_time`` later; cells arrive
     every ``cell_gap``; so ``connect_time / cell_gap`` connects must be in flight for each
-    cell to find one ready (back-to-back cells at 80 ms RTT: connect 2 RTT, gap ~1 RTT → 2).
+    cell to find one ready, plus one for the jitter when cells come faster than connects
+    (back-to-back cells at 80 ms RTT: connect 2 RTT, 3 with TLS; gap ~1 RTT → 3, 4).
 
     >>> spares_wanted(0.160, 0.085), spares_wanted(0.0007, 0.004), spares_wanted(0.3, 30.0)
-    (2, 1, 1)
+    (3, 1, 1)
     """
     if connect_time <= 0 or cell_gap <= 0:
         return 1
-    return max(1, min(MAX_SPARES, math.ceil(connect_time / cell_gap - 0.05)))
+    need = math.ceil(connect_time / cell_gap - 0.05) + (connect_time > cell_gap)
+    return max(1, min(MAX_SPARES, need))
 
 
 class AgentClient:
@@ -263,6 +265,7 @@ class AgentClient:
         self._connect_time = 0.0  # moving average of a connect's duration
         self._cell_gap = 0.0  # moving average of the time between two cells' starts
         self._last_start = 0.0
+        self._last_wait = 0.0  # how long the last cell waited for its socket
 
     def __repr__(self) -> str:
         return f"AgentClient({self.public_host!r})"
@@ -359,7 +362,8 @@ class AgentClient:
         """
         now = time.monotonic()
         if self._last_start:
-            gap = min(now - self._last_start, 60.0)
+            # the pace of the cells themselves: less what the last one waited for its socket
+            gap = max(min(now - self._last_start, 60.0) - self._last_wait, 1e-3)
             self._cell_gap = gap if not self._cell_gap else 0.7 * self._cell_gap + 0.3 * gap
         self._last_start = now
         ws, self._warm = self._warm, None
@@ -368,6 +372,7 @@ class AgentClient:
             if ws is not None:
                 asyncio.ensure_future(ws.close())
             ws = await self._take_spare() or await self.connect_now()
+        self._last_wait = time.monotonic() - now
         execution = Execution(ws, frame, agent=self, reused=reused, reusable=self.reuse)
         await execution.send(frame)
         if not self.reuse:

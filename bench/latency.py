@@ -1,0 +1,150 @@
+"""Rows for a far-away sandbox: back-to-back cells through :class:`~bench.netdelay.DelayProxy`
+at 0 / 20 / 80 ms round trip, plain and TLS, for the kernel (agent with socket reuse), the
+kernel against a plain agent (one execution per socket), and the raw hopx-ai SDK stream.
+
+Everything the kernel and the SDK say to ``hopx-kernel serve`` — control plane and agent —
+goes through the proxy (``--public-url`` advertises it as the agent's address). The floor
+of a cell is one round trip plus the local cost (the same cell at 0 ms RTT).
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+from pathlib import Path
+
+from . import contenders as C
+from .netdelay import DelayProxy
+from .rows import Metric, _log
+
+KERNEL = "kernel"          # HopX kernel, cloud mode, agent with stream reuse
+PLAIN = "kernel-plain"     # HopX kernel, cloud mode, agent without it (serve --no-stream-reuse)
+SDK = C.SDK
+KEYS = (KERNEL, PLAIN, SDK)
+LABELS = {KERNEL: "HopX kernel (socket reuse)", PLAIN: "HopX kernel, plain agent",
+          SDK: "hopx-ai SDK stream"}
+
+
+class _Certs:
+    """A throwaway CA and a certificate for 127.0.0.1 (trustme)."""
+
+    def __init__(self) -> None:
+        import trustme
+
+        self.dir = Path(tempfile.mkdtemp(prefix="hopx-bench-tls-"))
+        ca = trustme.CA()
+        cert = ca.issue_cert("127.0.0.1", "localhost")
+        self.ca = str(self.dir / "ca.pem")
+        self.cert = str(self.dir / "server.pem")
+        ca.cert_pem.write_to_path(self.ca)
+        cert.private_key_and_cert_chain_pem.write_to_path(self.cert)
+        C.STARTED.append(self)
+
+    def stop(self) -> None:
+        for f in self.dir.iterdir():
+            f.unlink()
+        self.dir.rmdir()
+        if self in C.STARTED:
+            C.STARTED.remove(self)
+
+
+class Rig:
+    """``hopx-kernel serve`` behind a delaying proxy; quacks like :class:`~bench.contenders.Server`."""
+
+    def __init__(self, rtt: float, certs: _Certs | None, reuse: bool) -> None:
+        self.proxy = DelayProxy(rtt).start()
+        C.STARTED.append(self)
+        scheme = "https" if certs else "http"
+        args = ["--public-url", self.proxy.url(scheme)]
+        if certs:
+            args += ["--tls-cert", certs.cert, "--tls-key", certs.cert]
+        if not reuse:
+            args += ["--no-stream-reuse"]
+        self.server = C.Server(args)
+        self.proxy.target = ("127.0.0.1", int(self.server.base_url.rsplit(":", 1)[1]))
+        self.base_url = self.proxy.url(scheme)
+        self.api_key = self.server.api_key
+        self.ca = certs.ca if certs else None
+
+    @property
+    def pid(self) -> int:
+        return self.server.pid
+
+    def env(self) -> dict[str, str]:
+        env = {"HOPX_API_KEY": self.api_key, "HOPX_BASE_URL": self.base_url}
+        if self.ca:
+            env["HOPX_CA_BUNDLE"] = self.ca
+        return env
+
+    def stop(self) -> None:
+        self.server.stop()
+        self.proxy.stop()
+        if self in C.STARTED:
+            C.STARTED.remove(self)
+
+
+def _cells(c, warm: int, n: int, code: str = "pass") -> list[float]:
+    """Seconds per cell, each sent the moment the previous one went idle."""
+    out = []
+    for i in range(warm + n):
+        run = c.run(code)
+        if i >= warm:
+            out.append(run.total)
+    return out
+
+
+def latency_rows(plan, rtts=(0.0, 0.02, 0.08), tls=(False, True)) -> list[Metric]:
+    """One metric per (RTT, TLS): ms per back-to-back `pass` for each of :data:`KEYS`."""
+    warm, n = plan.lat
+    metrics = []
+    certs = _Certs() if any(tls) else None
+    saved = os.environ.get("SSL_CERT_FILE")
+    try:
+        for secure in tls:
+            for rtt in rtts:
+                ms = rtt * 1e3
+                m = Metric(f"lat_{ms:.0f}" + ("_tls" if secure else ""),
+                           f"back-to-back `pass`, {ms:.0f} ms RTT" + (", TLS" if secure else ""),
+                           "ms")
+                m.notes["rtt_ms"] = f"{ms:g}"
+                for key in KEYS:
+                    rig = Rig(rtt, certs if secure else None, reuse=key != PLAIN)
+                    try:
+                        if key == SDK:
+                            if secure:  # httpx and websockets in the SDK read it
+                                os.environ["SSL_CERT_FILE"] = certs.ca
+                            c = C.SdkContender(rig)
+                        else:
+                            c = C.KernelContender(C.CLOUD, rig)
+                        c.start()
+                        try:
+                            for v in _cells(c, warm, n):
+                                m.add(key, v * 1e3)
+                        finally:
+                            c.stop()
+                    finally:
+                        rig.stop()
+                        if saved is None:
+                            os.environ.pop("SSL_CERT_FILE", None)
+                        else:
+                            os.environ["SSL_CERT_FILE"] = saved
+                _log(f"{m.id}: " + ", ".join(
+                    f"{k} {sorted(v)[len(v) // 2]:.1f} ms" for k, v in m.samples.items()))
+                metrics.append(m)
+    finally:
+        if certs is not None:
+            certs.stop()
+    return metrics
+
+
+def in_rtt(per_cell_ms: float, local_ms: float, rtt_ms: float) -> float:
+    """Round trips a cell cost beyond the local cost (pure).
+
+    >>> round(in_rtt(98.0, 9.0, 80.0), 3)
+    1.113
+    """
+    return (per_cell_ms - local_ms) / rtt_ms if rtt_ms > 0 else float("nan")
+
+
+__all__ = ["KEYS", "LABELS", "Rig", "in_rtt", "latency_rows"]
