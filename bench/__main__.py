@@ -17,12 +17,19 @@ from pathlib import Path
 import psutil
 
 from . import contenders as C
-from . import report, rows
+from . import latency, report, rows
 from .rows import Metric, Plan
+from .stats import median
 
-GROUPS = ("rt", "ttfo", "mib50", "print200k", "start", "restart", "nbclient")
-PER_CELL = {"rt": rows.round_trips, "ttfo": rows.ttfo, "mib50": rows.mib50,
-            "print200k": rows.print200k}
+GROUPS = ("rt", "runall", "ttfo", "mib50", "print200k", "start", "restart", "nbclient",
+          "latency")
+PER_CELL = {"rt": rows.round_trips, "runall": rows.run_all, "ttfo": rows.ttfo,
+            "mib50": rows.mib50, "print200k": rows.print200k}
+#: --smoke fails when a HopX kernel misses one of these grossly (margins for a noisy 2-core
+#: machine; the goals are 20 ms and 1.2 RTT): the 107 ms back-to-back regression must not
+#: land silently again.
+GUARD_FIRST_OUTPUT_MS = 60.0
+GUARD_RTT_PER_CELL = 2.0
 #: For --smoke: which contenders must have a number in each metric.
 EXPECTED = {
     "rt_pass": C.ALL, "rt_1p1": C.ALL, "ovh_pass": (C.CLOUD,), "ovh_1p1": (C.CLOUD,),
@@ -31,12 +38,20 @@ EXPECTED = {
     "rss_kernel": C.KERNELS, "rss_server": (C.EMBEDDED, C.CLOUD, C.SDK),
     "print200k": C.ALL, "print200k_msgs": C.ALL, "print200k_ttfb": C.ALL,
     "start": C.ALL, "restart": C.KERNELS, "nb20": C.KERNELS, "nb20x8": C.KERNELS,
+    "runall_pass": C.ALL, "runall_ttfo": C.ALL, "runall_ttfo_err": C.ALL,
+    "runall_ttfo_flood": C.ALL,
+    **{f"lat_{ms}{t}": latency.KEYS for ms in (0, 20, 80) for t in ("", "_tls")},
 }
 GROUP_OF = {"rt_pass": "rt", "rt_1p1": "rt", "ovh_pass": "rt", "ovh_1p1": "rt",
             "ttfo": "ttfo", "mib50": "mib50", "mib50_msgs": "mib50", "mib50_ttfb": "mib50",
             "rss_kernel": "mib50", "rss_server": "mib50", "print200k": "print200k",
             "print200k_msgs": "print200k", "print200k_ttfb": "print200k", "start": "start",
-            "restart": "restart", "nb20": "nbclient", "nb20x8": "nbclient"}
+            "restart": "restart", "nb20": "nbclient", "nb20x8": "nbclient",
+            "runall_pass": "runall", "runall_ttfo": "runall", "runall_ttfo_err": "runall",
+            "runall_ttfo_flood": "runall",
+            **{f"lat_{ms}{t}": "latency" for ms in (0, 20, 80) for t in ("", "_tls")}}
+#: latency rows each mode runs: (RTTs in seconds, TLS modes)
+LATENCY = {"full": ((0.0, 0.02, 0.08), (False, True)), "smoke": ((0.0, 0.08), (False,))}
 
 
 def parse(argv: list[str] | None) -> argparse.Namespace:
@@ -113,7 +128,9 @@ def main(argv: list[str] | None = None) -> int:
                     c.stop()
         for g, fn in (("start", lambda: rows.startup(list(C.ALL), server, plan)),
                       ("restart", lambda: rows.restart(list(C.KERNELS), server, plan)),
-                      ("nbclient", lambda: rows.nbclient_rows(list(C.KERNELS), server, plan))):
+                      ("nbclient", lambda: rows.nbclient_rows(list(C.KERNELS), server, plan)),
+                      ("latency", lambda: latency.latency_rows(
+                          plan, *LATENCY["smoke" if args.smoke else "full"]))):
             if g in args.groups:
                 log(f"row group {g}")
                 try:
@@ -171,6 +188,8 @@ def main(argv: list[str] | None = None) -> int:
     for mid, keys in EXPECTED.items():
         if GROUP_OF[mid] not in args.groups:
             continue
+        if mid.startswith("lat_") and not _latency_planned(mid, args.smoke):
+            continue
         m = by_id.get(mid) or next((x for x in metrics if x.id == mid), None)
         for key in keys:
             if m is None or not rows.finite(m.samples.get(key)):
@@ -179,9 +198,42 @@ def main(argv: list[str] | None = None) -> int:
         log("rows without a number: " + ", ".join(missing))
     for e in errors:
         print(e, file=sys.stderr)
-    failed = bool(missing or errors)
+    misses = guard(metrics) if args.smoke else []
+    for miss in misses:
+        log("REGRESSION: " + miss)
+    failed = bool(missing or errors or misses)
     C.close_kernel_log(keep=failed)
     return 1 if failed else 0
+
+
+def _latency_planned(mid: str, smoke: bool) -> bool:
+    rtts, tls = LATENCY["smoke" if smoke else "full"]
+    ms = int(mid.split("_")[1])
+    return any(round(r * 1e3) == ms for r in rtts) and (mid.endswith("_tls") in tls)
+
+
+def guard(metrics: list[Metric]) -> list[str]:
+    """Gross misses of the latency goals, one line each (for --smoke)."""
+    by_id = {m.id: m for m in metrics}
+    out = []
+    for mid in ("runall_ttfo", "runall_ttfo_err", "runall_ttfo_flood"):
+        m = by_id.get(mid)
+        for key in (C.EMBEDDED, C.CLOUD):
+            vals = m.samples.get(key) if m else None
+            if vals and median(vals) > GUARD_FIRST_OUTPUT_MS:
+                out.append(f"{m.title}, {key}: median {median(vals):.0f} ms > "
+                           f"{GUARD_FIRST_OUTPUT_MS:.0f} ms")
+    for t in ("", "_tls"):
+        far, near = by_id.get(f"lat_80{t}"), by_id.get(f"lat_0{t}")
+        if far is None or near is None:
+            continue
+        for key in (latency.KERNEL, latency.PLAIN):
+            if far.samples.get(key) and near.samples.get(key):
+                rtts = latency.in_rtt(median(far.samples[key]), median(near.samples[key]), 80.0)
+                if rtts > GUARD_RTT_PER_CELL:
+                    out.append(f"{far.title}, {latency.LABELS[key]}: {rtts:.2f} RTT per cell > "
+                               f"{GUARD_RTT_PER_CELL:g}")
+    return out
 
 
 def rerender(out: Path, args) -> int:

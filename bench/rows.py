@@ -108,6 +108,40 @@ def ttfo(live: dict, plan: Plan) -> list[Metric]:
     return [m]
 
 
+CODE_B2B = "print('x'); time.sleep(0.05)"
+CODE_B2B_ERR = "sys.stderr.write('x\\n'); time.sleep(0.05)"
+CODE_FLOOD = "sys.stdout.write('y' * 2_000_000)"
+
+
+def run_all(live: dict, plan: Plan) -> list[Metric]:
+    """"Run All": cells sent one after another on one kernel, each the moment the last went
+    idle (contenders take turns by block, not by cell, so no pause creeps in)."""
+    m_pass = Metric("runall_pass", "Run All: round trip `pass`, consecutive cells", "ms")
+    m_out = Metric("runall_ttfo", "Run All: first output, consecutive `print('x'); sleep(0.05)`",
+                   "ms")
+    m_err = Metric("runall_ttfo_err", "Run All: first output from stderr, consecutive cells", "ms")
+    m_flood = Metric("runall_ttfo_flood", "first output of the cell after a 2 MB flood", "ms")
+    for c in live.values():
+        c.run("import sys, time")
+    warm, n = plan.runall
+    for key, c in live.items():
+        for i in range(warm + n):
+            v = c.run("pass").total * 1e3
+            if i >= warm:
+                m_pass.add(key, v)
+        for code, metric in ((CODE_B2B, m_out), (CODE_B2B_ERR, m_err)):
+            for i in range(warm + max(3, n // 4)):
+                v = c.run(code).first_stream * 1e3
+                if i >= warm:
+                    metric.add(key, v)
+        for i in range(max(1, warm // 2) + max(2, n // 8)):
+            c.run(CODE_FLOOD)
+            v = c.run(CODE_B2B).first_stream * 1e3
+            if i >= max(1, warm // 2):
+                m_flood.add(key, v)
+    return [m_pass, m_out, m_err, m_flood]
+
+
 def _throughput(live: dict, plan: Plan, code: str, chars: int, prefix: str, what: str,
                 warmn: tuple[int, int], rss: bool) -> list[Metric]:
     mbs = Metric(prefix, f"{what}: throughput", "MB/s", higher_is_better=True)
