@@ -123,3 +123,8 @@ def test_bad_log_level_is_a_config_error():
     assert info.value.line() == (
         "HOPX_LOG_LEVEL='verbose' is not a log level. Use one of DEBUG, INFO, WARNING, ERROR, CRITICAL."
     )
+def test_ca_bundle_from_hopx_ca_bundle_then_ssl_cert_file():
+    assert from_env({}).ca_bundle is None
+    assert from_env({"SSL_CERT_FILE": "/etc/s.pem"}).ca_bundle == "/etc/s.pem"
+    assert from_env({"HOPX_CA_BUNDLE": "/h.pem", "SSL_CERT_FILE": "/etc/s.pem"}).ca_bundle == "/h.pem"
+    assert from_env({"HOPX_CA_BUNDLE": " ", "SSL_CERT_FILE": ""}).ca_bundle is None

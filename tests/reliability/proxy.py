@@ -29,6 +29,7 @@ class Proxy:
         self._lock = threading.Lock()
         self._pairs: list[tuple[socket.socket, socket.socket]] = []
         self.connections = 0  # accepted so far
+        self.ended = 0  # of those, closed by either side (counted when upstream's side ends)
         self._threads: list[threading.Thread] = []
         self._spawn(self._accept)
 
@@ -60,9 +61,9 @@ class Proxy:
                 self._pairs.append((client, upstream))
                 self.connections += 1
             self._spawn(self._pump, client, upstream)
-            self._spawn(self._pump, upstream, client)
+            self._spawn(self._pump, upstream, client, True)
 
-    def _pump(self, src: socket.socket, dst: socket.socket) -> None:
+    def _pump(self, src: socket.socket, dst: socket.socket, counts: bool = False) -> None:
         try:
             while not self._closed.is_set():
                 if not self._flowing.wait(0.2):
@@ -81,6 +82,9 @@ class Proxy:
                     sock.shutdown(socket.SHUT_RDWR)
                 except OSError:
                     pass
+            if counts:
+                with self._lock:
+                    self.ended += 1
 
     def cut(self) -> None:
         """Drop every open connection at once (as a network failure would)."""

@@ -9,7 +9,7 @@ import time
 import pytest
 from websockets.asyncio.client import connect
 
-from server_helpers import collect, create, delete, of_type, run, stream_sync, text, ws_headers
+from server_helpers import agent, collect, create, delete, of_type, run, stream_sync, text, ws_headers
 
 
 @pytest.fixture
@@ -217,3 +217,29 @@ def test_complete_and_inspect(local_server, sandbox):
     assert r.json()["found"] is True and "text/plain" in r.json()["data"]
     r = agent(local_server, sandbox, "POST", "/complete", json={"code": "x", "cursor_pos": 9})
     assert r.status_code == 400
+
+
+def test_executions_in_turn_on_one_socket_only_when_asked(local_server, sandbox):
+    """PROTOCOL §2.5 [ext]: with ``"extensions": 1`` the socket carries the next execute
+    frame after ``complete``; without it (every official client) the agent closes with 1000."""
+    health = agent(local_server, sandbox, "GET", "/health").json()
+    assert health["features"]["stream_reuse"] == 1
+
+    async def scenario():
+        async with connect(f"{local_server.ws_url}/execute/stream",
+                           additional_headers=ws_headers(sandbox), compression=None) as ws:
+            runs = []
+            for i in range(3):
+                await ws.send(json.dumps({"type": "execute", "extensions": 1,
+                                          "code": f"n = {i} if {i} == 0 else n + 1\nprint(n)"}))
+                runs.append(await collect(ws))
+            # the last one without extensions: HopX's behaviour, the socket ends after it
+            await ws.send(json.dumps({"type": "execute", "code": "print(n * 10)"}))
+            runs.append(await collect(ws))
+            await ws.wait_closed()
+            return runs, ws.close_code
+
+    runs, close_code = run(scenario())
+    assert [text(r) for r in runs] == ["0\n", "1\n", "2\n", "20\n"]
+    assert all(r[-1] == {"type": "complete", "success": True} for r in runs)
+    assert close_code == 1000
