@@ -100,6 +100,15 @@ class Display:
 
 
 @dataclass(frozen=True, slots=True)
+class ExecuteResult:
+    """[ext] The value of the cell's last expression (Jupyter ``execute_result``), sent in
+    the sandbox kernel's own output order to a client that sent ``execution_count``."""
+
+    data: dict[str, Any]
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
 class ClearOutput:
     """[ext] Jupyter ``clear_output``."""
 
@@ -114,7 +123,9 @@ class InputRequest:
     password: bool = False
 
 
-AgentFrame = Union[Stream, Result, Complete, AgentError, Display, ClearOutput, InputRequest]
+AgentFrame = Union[
+    Stream, Result, Complete, AgentError, Display, ExecuteResult, ClearOutput, InputRequest
+]
 
 
 # ---------------------------------------------------------------- client → agent
@@ -136,6 +147,9 @@ class Execute:
     env: dict[str, str] = field(default_factory=dict)
     allow_stdin: bool = False
     extensions: bool = False
+    #: [ext] the client's (notebook's) count for this cell: the sandbox numbers the cell
+    #: with it (``In``, ``Out``, ``_N``, "Cell In[N]") and sends ``execute_result`` in order
+    execution_count: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -191,6 +205,8 @@ def to_dict(frame: AgentFrame | ClientFrame) -> dict[str, Any]:
             "metadata": frame.metadata,
             "transient": frame.transient,
         }
+    if isinstance(frame, ExecuteResult):
+        return {"type": "execute_result", "data": frame.data, "metadata": frame.metadata}
     if isinstance(frame, ClearOutput):
         return {"type": "clear_output", "wait": frame.wait}
     if isinstance(frame, InputRequest):
@@ -207,6 +223,8 @@ def to_dict(frame: AgentFrame | ClientFrame) -> dict[str, Any]:
             out["allow_stdin"] = True
         if frame.extensions:
             out["extensions"] = 1
+        if frame.execution_count is not None:
+            out["execution_count"] = frame.execution_count
         return out
     if isinstance(frame, InputReply):
         return {"type": "input_reply", "value": frame.value}
@@ -348,6 +366,11 @@ def parse_agent_frame(raw: str | bytes) -> AgentFrame | None:
             metadata=_str_dict(obj.get("metadata") or {}, kind, "metadata"),
             transient=_str_dict(obj.get("transient") or {}, kind, "transient"),
         )
+    if kind == "execute_result":
+        return ExecuteResult(
+            data=_str_dict(obj.get("data"), kind, "data"),
+            metadata=_str_dict(obj.get("metadata") or {}, kind, "metadata"),
+        )
     if kind == "clear_output":
         return ClearOutput(bool(obj.get("wait", False)))
     if kind == "input_request":
@@ -401,6 +424,9 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
         workdir = _get(obj, "workdir", str, None, kind)
         if workdir is None and isinstance(obj.get("working_dir"), str):
             workdir = obj["working_dir"]
+        count = _get(obj, "execution_count", int, None, kind)
+        if count is not None and count < 1:
+            raise FrameError("'execute' frame: field 'execution_count' must be an integer >= 1")
         return Execute(
             code=code,
             language=language,
@@ -409,6 +435,7 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
             env=env,
             allow_stdin=bool(obj.get("allow_stdin", False)),
             extensions=bool(obj.get("extensions", False)),
+            execution_count=count,
         )
     if kind == "input_reply":
         value = obj.get("value")

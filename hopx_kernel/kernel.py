@@ -173,7 +173,7 @@ class HopxKernel(Kernel):
                 return jupyter_safe(mapper.finish())
             language = magic.language if magic is not None else "python"
             body = magic.body if magic is not None else code
-            await self._run(mapper, publish, body, language, allow_stdin)
+            await self._run(mapper, publish, body, language, allow_stdin, silent)
         except MagicError as exc:
             for msg in mapper.fail("UsageError", str(exc)):
                 publish(*msg)
@@ -192,7 +192,9 @@ class HopxKernel(Kernel):
             self._cell_task = None
         return jupyter_safe(mapper.finish())
 
-    async def _run(self, mapper: CellMapper, publish, code: str, language: str, allow_stdin: bool):
+    async def _run(
+        self, mapper: CellMapper, publish, code: str, language: str, allow_stdin: bool, silent: bool = False
+    ):
         cfg = self.sandbox.config
         await self.sandbox.ready()
         frame = Execute(
@@ -203,6 +205,9 @@ class HopxKernel(Kernel):
             env=cfg.env,
             allow_stdin=allow_stdin and self.sandbox.has_extensions,
             extensions=self.sandbox.has_extensions,
+            # [ext] the sandbox numbers the cell as the notebook does (a local magic or a
+            # replaced sandbox does not shift it) and sends execute_result in its own order
+            execution_count=mapper.execution_count if self.sandbox.has_extensions and not silent else None,
         )
         execution = await self.sandbox.open_execution(frame)
         self._execution = execution

@@ -37,6 +37,7 @@ from .frames import (
     ClearOutput,
     Complete,
     Display,
+    ExecuteResult,
     InputRequest,
     Result,
     Stream,
@@ -207,6 +208,8 @@ class CellMapper:
             return [("stream", {"name": frame.name, "text": frame.data})] if frame.data else []
         if isinstance(frame, Result):
             return self._result(frame)
+        if isinstance(frame, ExecuteResult):  # [ext] in the sandbox's order
+            return [self._execute_result(frame.data, frame.metadata)]
         if isinstance(frame, Display):
             display_id = frame.transient.get("display_id")
             msg_type = "display_data"
@@ -238,16 +241,7 @@ class CellMapper:
         if frame.payload:
             self.payload = list(frame.payload)
         if frame.data:
-            out.append(
-                (
-                    "execute_result",
-                    {
-                        "execution_count": self.execution_count,
-                        "data": frame.data,
-                        "metadata": frame.metadata,
-                    },
-                )
-            )
+            out.append(self._execute_result(frame.data, frame.metadata))
         if frame.ename is not None:
             out += self._set_error(frame.ename, frame.evalue or "", frame.traceback or [])
         elif frame.exit_code != 0:
@@ -258,6 +252,9 @@ class CellMapper:
                 text = f"the code exited with status {frame.exit_code}"
                 out += self._set_error("ExecutionFailed", text, [text])
         return out
+
+    def _execute_result(self, data: dict, metadata: dict) -> Message:
+        return ("execute_result", {"execution_count": self.execution_count, "data": data, "metadata": metadata})
 
     def _set_error(self, ename: str, evalue: str, traceback: list[str] | None = None) -> list[Message]:
         """Record the cell's error (the first one wins); without a traceback, the one line."""

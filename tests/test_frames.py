@@ -16,6 +16,7 @@ from hopx_kernel.frames import (
     ClearOutput,
     Complete,
     Display,
+    ExecuteResult,
     Execute,
     InputReply,
     InputRequest,
@@ -228,6 +229,9 @@ def test_invalid_json(raw):
         ('{"type":"execute","code":"x","timeout":"60"}', "'timeout' must be number"),
         ('{"type":"execute","code":"x","timeout":1' + "0" * 400 + "}", "'timeout' is out of range"),
         ('{"type":"input_reply"}', "'value' must be a string"),
+        ('{"type":"execute","code":"x","execution_count":0}', "'execution_count' must be an integer >= 1"),
+        ('{"type":"execute","code":"x","execution_count":"3"}', "'execution_count' must be int"),
+        ('{"type":"execute","code":"x","execution_count":true}', "'execution_count' must be a number"),
     ],
 )
 def test_invalid_request(raw, words):
@@ -246,6 +250,16 @@ def test_working_dir_alias():
     assert frame.workdir == "/tmp"
     both = parse_client_frame('{"type":"execute","code":"x","workdir":"/a","working_dir":"/b"}')
     assert both.workdir == "/a"
+
+
+def test_execute_carries_the_notebooks_execution_count():
+    assert parse_client_frame('{"type":"execute","code":"x","execution_count":12}').execution_count == 12
+    assert parse_client_frame('{"type":"execute","code":"x"}').execution_count is None
+
+
+def test_execute_result_frame_is_parsed_in_order():
+    raw = '{"type":"execute_result","data":{"text/plain":"42"},"metadata":{}}'
+    assert parse_agent_frame(raw) == ExecuteResult({"text/plain": "42"})
 
 
 def test_interrupt_and_input_reply():
@@ -270,8 +284,10 @@ EVERY_FRAME = [
     AgentError(TRICKY, "EXECUTION_TIMEOUT"),
     Display({"text/html": TRICKY}, {"isolated": True}, {"display_id": "d"}),
     ClearOutput(True),
+    ExecuteResult({"text/plain": TRICKY}, {"m": 1}),
     InputRequest(TRICKY, True),
     Execute(TRICKY),
+    Execute("x", execution_count=7),
     Execute("x", "bash", 30.0, "/w", {"K": TRICKY}, True),
     InputReply(TRICKY),
     Interrupt(),

@@ -7,6 +7,7 @@ from hopx_kernel.frames import (
     ClearOutput,
     Complete,
     Display,
+    ExecuteResult,
     InputRequest,
     Result,
     Stream,
@@ -121,6 +122,15 @@ def test_result_with_data_is_execute_result_with_the_kernels_count():
     messages, reply = run([Result(data={"text/plain": "42"}, metadata={"m": 1}), Complete(True)], count=7)
     assert messages == [("execute_result", {"execution_count": 7, "data": {"text/plain": "42"}, "metadata": {"m": 1}})]
     assert reply == {"status": "ok", "execution_count": 7, "payload": [], "user_expressions": {}}
+
+
+def test_in_order_execute_result_keeps_its_place_before_later_displays():
+    figure = Display({"image/png": "iVBOR"})
+    frames = [ExecuteResult({"text/plain": "[<Line2D>]"}), figure, Result(), Complete(True)]
+    messages, reply = run(frames, count=4)
+    assert [t for t, _ in messages] == ["execute_result", "display_data"]
+    assert messages[0][1]["execution_count"] == 4
+    assert reply["status"] == "ok"
 
 
 def test_input_request_passes_through():

@@ -72,6 +72,10 @@ class ExecuteCollector:
             (self.stdout if frame.name == "stdout" else self.stderr).append(frame.data)
         elif isinstance(frame, frames.Display):
             self._take_rich(frame.data)
+        elif isinstance(frame, frames.ExecuteResult):  # a body that asked for it in order
+            self._take_rich(frame.data)
+            if "text/plain" in frame.data:
+                self.rich["result"] = frame.data["text/plain"]
         elif isinstance(frame, frames.Result):
             self.result = frame
             if frame.data:

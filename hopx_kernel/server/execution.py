@@ -143,7 +143,8 @@ async def _run_python(ctx, sandbox, request, host_dir, emit, ask, control, start
         if await runner.run_silent(prelude_code(to_set, to_unset, request.env, workdir)):
             sandbox.applied_env = dict(sandbox.env_vars)
     outcome = await runner.run_cell(
-        request.code, allow_stdin=request.allow_stdin, emit=emit, ask=ask, control=control
+        request.code, allow_stdin=request.allow_stdin, emit=emit, ask=ask, control=control,
+        execution_count=request.execution_count,
     )
     if bookkeeping and outcome.died is None:
         await runner.run_silent(postlude_code())

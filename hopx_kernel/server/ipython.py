@@ -28,7 +28,7 @@ from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 
 from .. import frames
-from ..frames import ClearOutput, Display, Stream
+from ..frames import ClearOutput, Display, ExecuteResult, Stream
 from .errors import ServerError
 from .kernel_launcher import MEMORY_ENV, NPROC_ENV
 
@@ -179,6 +179,8 @@ class IPythonRunner:
         self._killed_by_us = False
         #: the kernel's working directory after the last execution, when known
         self.cwd: str | None = str(folder)
+        #: the count IPython gives the next stored execution (its ``execution_count``)
+        self.next_count = 1
 
     # ------------------------------------------------------------ lifecycle
 
@@ -335,13 +337,32 @@ class IPythonRunner:
                 return
             self.cwd = cwd if isinstance(cwd, str) else None
 
+    async def set_count(self, count: int) -> None:
+        """Make ``count`` the number IPython gives the next cell (``In``, ``Out``, ``_N``,
+        "Cell In[N]"): one quiet execution, only when it differs from the kernel's own."""
+        if count != self.next_count and await self.run_silent(
+            f"get_ipython().execution_count = {int(count)}"
+        ):
+            self.next_count = count
+
     async def run_cell(
-        self, code: str, *, allow_stdin: bool, emit: Emit, ask: Ask | None, control: RunControl
+        self,
+        code: str,
+        *,
+        allow_stdin: bool,
+        emit: Emit,
+        ask: Ask | None,
+        control: RunControl,
+        execution_count: int | None = None,
     ) -> CellOutcome:
         """Execute one cell, emitting its output frames in order.
 
         Args:
             code: the cell.
+            execution_count: [ext] the client's count for the cell; given, the cell runs
+                under that number and its ``execute_result`` is emitted in order as an
+                :class:`~hopx_kernel.frames.ExecuteResult` frame instead of being kept for
+                the ``result`` frame.
             allow_stdin: let ``input()`` ask the client (via ``ask``); otherwise it raises
                 ``StdinNotImplementedError`` at once.
             emit: sends one frame to the client.
@@ -352,6 +373,9 @@ class IPythonRunner:
         if await self.check_alive():
             outcome.died = self._died
             return outcome
+        if execution_count is not None:
+            await self.set_count(execution_count)
+        in_order = execution_count is not None
         msg_id = self._kc.execute(
             code, store_history=True, allow_stdin=allow_stdin, stop_on_error=False,
             user_expressions=CWD_EXPRESSION,
@@ -377,6 +401,8 @@ class IPythonRunner:
                         outcome.status = content.get("status", "ok")
                         outcome.payload = content.get("payload") or None
                         self._note_cwd(content)
+                        if isinstance(content.get("execution_count"), int):
+                            self.next_count = content["execution_count"] + 1
                     elif kind == "stdin" and msg_type == "input_request":
                         if pending_input is not None:
                             pending_input.cancel()
@@ -385,7 +411,7 @@ class IPythonRunner:
                         idle = idle or (
                             msg_type == "status" and content.get("execution_state") == "idle"
                         )
-                        await self._on_iopub(msg_type, content, emit, outcome)
+                        await self._on_iopub(msg_type, content, emit, outcome, in_order)
                 if await self._supervise(control, watch, outcome):
                     break
         finally:
@@ -402,7 +428,9 @@ class IPythonRunner:
         self._kc.input(value)
 
     @staticmethod
-    async def _on_iopub(msg_type: str, content: dict, emit: Emit, outcome: CellOutcome) -> None:
+    async def _on_iopub(
+        msg_type: str, content: dict, emit: Emit, outcome: CellOutcome, in_order: bool = False
+    ) -> None:
         if msg_type == "stream":
             name = "stderr" if content.get("name") == "stderr" else "stdout"
             for chunk in frames.split_text(content.get("text", "")):
@@ -417,6 +445,8 @@ class IPythonRunner:
             )
         elif msg_type == "clear_output":
             await emit(ClearOutput(bool(content.get("wait", False))))
+        elif msg_type == "execute_result" and in_order:
+            await emit(ExecuteResult(content.get("data", {}), content.get("metadata", {})))
         elif msg_type == "execute_result":
             outcome.data = content.get("data", {})
             outcome.metadata = content.get("metadata", {})
