@@ -189,10 +189,11 @@ def _cursor_request(body: dict[str, Any]) -> tuple[str, int]:
     if not isinstance(code, str):
         raise ServerError(400, "MISSING_PARAMETER", "field 'code' (string) is required")
     pos = body.get("cursor_pos", len(code))
-    if isinstance(pos, bool) or not isinstance(pos, int) or not 0 <= pos <= len(code):
-        raise ServerError(400, "INVALID_REQUEST",
-                          "field 'cursor_pos' must be an integer within the code")
-    return code, pos
+    if isinstance(pos, bool) or not isinstance(pos, int):
+        raise ServerError(400, "INVALID_REQUEST", "field 'cursor_pos' must be an integer")
+    # JupyterLab's completer asks for the documentation of an item with the code cut at the
+    # item's end but the cursor moved past it; ipykernel answers that, so clamp as it does
+    return code, min(max(pos, 0), len(code))
 
 
 class CompleteHandler(AgentHandler):

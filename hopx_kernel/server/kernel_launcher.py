@@ -168,8 +168,7 @@ def main() -> None:
     from ipykernel import kernelapp  # reads JPY_PARENT_PID for its parent poller
 
     app = kernelapp.IPKernelApp.instance()
-    app.initialize(sys.argv[1:] + ["--IPythonKernel._execute_sleep=0", "--IPKernelApp.log_level=ERROR",
-                                   "--IPCompleter.use_jedi=False"])
+    app.initialize(sys.argv[1:] + ["--IPythonKernel._execute_sleep=0", "--IPKernelApp.log_level=ERROR"])
     _drop_session_vars()
     app.start()
 

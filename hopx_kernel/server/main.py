@@ -186,7 +186,10 @@ def main(argv: list[str] | None = None) -> int:
             return 2
     logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
                         format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    logging.getLogger("tornado.access").setLevel(logging.WARNING)
+    # requests answered 4xx (a missing file, an expired sandbox) reach the client as its
+    # error; the access log shows them at info level and below, never in a quiet (embedded) run
+    quiet = logging.getLevelName(args.log_level.upper()) >= logging.WARNING
+    logging.getLogger("tornado.access").setLevel(logging.ERROR if quiet else logging.WARNING)
     return asyncio.run(serve(args))
 
 

@@ -215,7 +215,7 @@ def test_complete_and_inspect(local_server, sandbox):
     r = agent(local_server, sandbox, "POST", "/inspect",
               json={"code": "len", "cursor_pos": 3, "detail_level": 0})
     assert r.json()["found"] is True and "text/plain" in r.json()["data"]
-    r = agent(local_server, sandbox, "POST", "/complete", json={"code": "x", "cursor_pos": 9})
+    r = agent(local_server, sandbox, "POST", "/complete", json={"code": "x", "cursor_pos": "9"})
     assert r.status_code == 400
 
 
@@ -243,3 +243,30 @@ def test_executions_in_turn_on_one_socket_only_when_asked(local_server, sandbox)
     assert [text(r) for r in runs] == ["0\n", "1\n", "2\n", "20\n"]
     assert all(r[-1] == {"type": "complete", "success": True} for r in runs)
     assert close_code == 1000
+
+
+def test_inspect_with_the_cursor_past_the_code_answers_as_ipykernel_does(local_server, sandbox):
+    """JupyterLab's completer documentation panel sends the code cut at the item's end and the
+    cursor past it (``resolve()`` in @jupyterlab/completer); that was a 400 on every Tab."""
+    from server_helpers import agent
+
+    r = agent(local_server, sandbox, "POST", "/inspect",
+              json={"code": "len", "cursor_pos": 9, "detail_level": 0})
+    assert r.status_code == 200 and r.json()["found"] is True, r.json()
+    r = agent(local_server, sandbox, "POST", "/complete", json={"code": "le", "cursor_pos": 5})
+    assert r.status_code == 200 and "len" in r.json()["matches"]
+
+
+def test_completion_has_types_and_signatures_as_local_ipykernel(local_server, sandbox):
+    from server_helpers import agent
+
+    stream_sync(local_server, sandbox, "import os\ndef greet(n): return n")
+    for _ in range(20):  # Jedi's first inference in a cold kernel may take longer than 2 s
+        r = agent(local_server, sandbox, "POST", "/complete", json={"code": "gre", "cursor_pos": 3})
+        if not r.json().get("timed_out"):
+            break
+    types = r.json()["metadata"]["_jupyter_types_experimental"]
+    assert {"start": 0, "end": 3, "text": "greet", "type": "function", "signature": "(n)"} in types
+    r = agent(local_server, sandbox, "POST", "/complete", json={"code": "o", "cursor_pos": 1})
+    kinds = {t["text"]: t["type"] for t in r.json()["metadata"]["_jupyter_types_experimental"]}
+    assert kinds.get("os") == "module"
