@@ -41,8 +41,9 @@ STATELESS_NOTE = (
     " keep each cell self-contained.\n"
 )
 
-#: How long completion and inspection may wait on the sandbox before answering locally.
-ASSIST_TIMEOUT = 2.0
+#: How long completion and inspection may wait on the sandbox before answering locally
+#: (the agent itself answers within 2 s while a cell runs, 10 s when idle: Jedi's first use).
+ASSIST_TIMEOUT = 10.0
 
 
 def _setup_logging(level: str) -> None:

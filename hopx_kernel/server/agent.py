@@ -20,8 +20,12 @@ from .execution import execute
 from .ipython import RunControl
 
 VERSION = "3.2.8-local"
-#: Seconds ``/complete`` and ``/inspect`` wait for the kernel (busy kernels time out).
+#: Seconds ``/complete`` and ``/inspect`` wait for a kernel that runs a cell (it answers
+#: only when the cell ends)...
 ASSIST_TIMEOUT = 2.0
+#: ...and for an idle one: Jedi's first inference in a new kernel takes 0.3-4 s, and a
+#: local ipykernel makes the frontend wait for it too.
+ASSIST_IDLE_TIMEOUT = 10.0
 #: Flat rich-output keys of ``/execute`` by MIME type (notes §2.4).
 RICH_KEYS = {
     "image/png": "png",
@@ -196,12 +200,16 @@ def _cursor_request(body: dict[str, Any]) -> tuple[str, int]:
     return code, min(max(pos, 0), len(code))
 
 
+def _assist_timeout(sandbox) -> float:
+    return ASSIST_TIMEOUT if sandbox.lock.locked() else ASSIST_IDLE_TIMEOUT
+
+
 class CompleteHandler(AgentHandler):
     """[ext] ``POST /complete``: the kernel's completions at a cursor position."""
 
     async def post(self) -> None:
         code, pos = _cursor_request(self.json_body())
-        reply = await self.sandbox.runner.complete(code, pos, ASSIST_TIMEOUT)
+        reply = await self.sandbox.runner.complete(code, pos, _assist_timeout(self.sandbox))
         if reply is None:
             self.reply({"matches": [], "cursor_start": pos, "cursor_end": pos,
                         "metadata": {}, "timed_out": True})
@@ -223,7 +231,7 @@ class InspectHandler(AgentHandler):
         level = body.get("detail_level", 0)
         if level not in (0, 1):
             raise ServerError(400, "INVALID_REQUEST", "field 'detail_level' must be 0 or 1")
-        reply = await self.sandbox.runner.inspect(code, pos, level, ASSIST_TIMEOUT)
+        reply = await self.sandbox.runner.inspect(code, pos, level, _assist_timeout(self.sandbox))
         if reply is None:
             self.reply({"found": False, "data": {}, "metadata": {}, "timed_out": True})
             return

@@ -51,6 +51,20 @@ CWD_EXPRESSION = {"cwd": "__import__('os').getcwd()"}
 #: A completion asked of every new kernel, so Jedi is loaded before the user's first Tab.
 WARM_COMPLETION = "import os; os.pa"
 
+def count_code(count: int) -> str:
+    """Quiet code numbering the next cell ``count``; ``In`` (a list indexed by number) is
+    padded with empty entries for numbers the sandbox never ran (a local magic's)."""
+    return (
+        "def __hopx_count(n):\n"
+        "    shell = get_ipython()\n"
+        "    shell.execution_count = n\n"
+        "    for hist in (shell.history_manager.input_hist_parsed, shell.history_manager.input_hist_raw):\n"
+        "        hist.extend([''] * (n - len(hist)))\n"
+        f"__hopx_count({int(count)})\n"
+        "del __hopx_count\n"
+    )
+
+
 Emit = Callable[[frames.AgentFrame], Awaitable[None]]
 Ask = Callable[[str, bool], Awaitable[str]]
 
@@ -349,9 +363,7 @@ class IPythonRunner:
     async def set_count(self, count: int) -> None:
         """Make ``count`` the number IPython gives the next cell (``In``, ``Out``, ``_N``,
         "Cell In[N]"): one quiet execution, only when it differs from the kernel's own."""
-        if count != self.next_count and await self.run_silent(
-            f"get_ipython().execution_count = {int(count)}"
-        ):
+        if count != self.next_count and await self.run_silent(count_code(count)):
             self.next_count = count
 
     async def run_cell(
