@@ -26,6 +26,11 @@ from pathlib import Path
 import psutil
 import pytest
 
+from tests.kernel.parity import PIP_PROGRESS, rendered_streams
+
+#: pip's recorded progress bytes; the (local) sandbox reads the file by its host path
+PIP_FILE = Path(__file__).resolve().parents[1] / "kernel" / "pip_progress.json"
+
 ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 KERNEL_NAME = "hopx-remote-python"
 KERNEL_DISPLAY = "HopX Remote Python"
@@ -325,7 +330,23 @@ def test_jupyterlab_hopx_kernel_in_chromium(lab, browser_tools, tmp_path):
             page.keyboard.press("Shift+Enter")
             expect(cell.locator(".jp-OutputArea")).to_contain_text("42")
 
-            # 6. a picture for a person
+            # 6. pip's progress bar renders as on a local kernel: the recorded bytes replayed
+            # in the sandbox show exactly what JupyterLab's processText port predicts (the
+            # parity test shows a local kernel sends the same bytes); the completer's
+            # documentation requests (inspect with the cursor past the code) are answered
+            cell = _run_in_cell(page, 5, f"import json, sys; P = json.load(open({str(PIP_FILE)!r}))"
+                                         "['chunks']; [sys.stdout.write(c) or sys.stdout.flush() "
+                                         "for c in P]; None")
+            expect(cell.locator(".jp-InputPrompt")).to_have_text("[6]:")
+            [expected] = rendered_streams([("stream", {"name": "stdout", "text": c})
+                                           for c in PIP_PROGRESS])
+            shown = cell.locator(".jp-OutputArea-output").first.inner_text()
+            assert shown.rstrip("\n") == expected.rstrip("\n"), (shown, expected)
+            quiet = [line for line in lab.log_tail(200_000).splitlines()
+                     if "/inspect" in line or "hopx" in line.lower() or " 400 " in line]
+            assert quiet == [], quiet
+
+            # 7. a picture for a person
             page.locator(".jp-Notebook .jp-Cell").first.scroll_into_view_if_needed()
             page.screenshot(path=str(ARTIFACTS / "jupyterlab.png"), full_page=True)
         except BaseException:
@@ -338,7 +359,7 @@ def test_jupyterlab_hopx_kernel_in_chromium(lab, browser_tools, tmp_path):
         finally:
             context.close()
 
-    # 7. teardown: delete the kernel over REST, stop JupyterLab, nothing of ours survives
+    # 8. teardown: delete the kernel over REST, stop JupyterLab, nothing of ours survives
     before = lab.descendants()
     ours = _ours(before)
     assert ours, f"no hopx_kernel process under JupyterLab: {_describe(before)}"
