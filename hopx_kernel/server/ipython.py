@@ -48,8 +48,10 @@ STARTUP_TIMEOUT = 60.0
 IPC_PATH_MAX = 107
 
 CWD_EXPRESSION = {"cwd": "__import__('os').getcwd()"}
-#: A completion asked of every new kernel, so Jedi is loaded before the user's first Tab.
+#: A completion asked of every new kernel, so Jedi is loaded before the user's first Tab...
 WARM_COMPLETION = "import os; os.pa"
+#: ...once it has been idle this many seconds.
+WARM_AFTER_IDLE = 1.0
 
 def count_code(count: int) -> str:
     """Quiet code numbering the next cell ``count``; ``In`` (a list indexed by number) is
@@ -197,6 +199,8 @@ class IPythonRunner:
         self.cwd: str | None = str(folder)
         #: the count IPython gives the next stored execution (its ``execution_count``)
         self.next_count = 1
+        self._busy = 0  # executions running (see _warm_when_idle)
+        self._idle_since = time.monotonic()
 
     # ------------------------------------------------------------ lifecycle
 
@@ -244,14 +248,31 @@ class IPythonRunner:
             asyncio.create_task(self._read(kc.get_iopub_msg, "iopub")),
             asyncio.create_task(self._read(kc.get_shell_msg, "reply")),
             asyncio.create_task(self._read(kc.get_stdin_msg, "stdin")),
+            asyncio.create_task(self._warm_when_idle()),
         ]
+        self._idle_since = time.monotonic()  # idle from now: ready, no cell yet
 
-    def warm(self) -> None:
-        """Load the completer (Jedi's import and first inference: 0.3-4 s) in the background,
-        so the first Tab answers at once. Only for a kernel nobody waits for: a cell sent
-        meanwhile would queue behind it. The reply has no route and is dropped."""
-        if self._kc is not None:
-            self._kc.complete(WARM_COMPLETION, len(WARM_COMPLETION))
+    async def _warm_when_idle(self) -> None:
+        """Load the completer (Jedi's import and first inference: 0.3-4 s) once the kernel
+        has been idle for WARM_AFTER_IDLE seconds (in the pool, or before the user's first
+        Tab), so the first Tab answers at once; never while cells come back to back, which
+        would wait behind it. The reply has no route and is dropped."""
+        while True:
+            wait = self._idle_since + WARM_AFTER_IDLE - time.monotonic()
+            if wait <= 0 and not self._busy:
+                break
+            await asyncio.sleep(wait if wait > 0 else WARM_AFTER_IDLE)
+        self._kc.complete(WARM_COMPLETION, len(WARM_COMPLETION))
+
+    @contextlib.contextmanager
+    def _running(self):
+        """Marks the kernel busy (for the completer warm-up) while an execution runs."""
+        self._busy += 1
+        try:
+            yield
+        finally:
+            self._busy -= 1
+            self._idle_since = time.monotonic()
 
     async def shutdown(self) -> None:
         """Stop the kernel process (and its process group) and the readers."""
@@ -341,11 +362,12 @@ class IPythonRunner:
 
     async def run_silent(self, code: str, timeout: float = 10.0) -> bool:
         """Run bookkeeping code quietly (no history, no output); True when it succeeded."""
-        msg_id = self._kc.execute(
-            code, silent=True, store_history=False, stop_on_error=False, user_expressions=CWD_EXPRESSION
-        )
-        self._routes[msg_id] = asyncio.Queue()
-        reply = await self._request(msg_id, timeout)
+        with self._running():
+            msg_id = self._kc.execute(
+                code, silent=True, store_history=False, stop_on_error=False, user_expressions=CWD_EXPRESSION
+            )
+            self._routes[msg_id] = asyncio.Queue()
+            reply = await self._request(msg_id, timeout)
         self._note_cwd(reply)
         return bool(reply) and reply.get("status") == "ok"
 
@@ -390,6 +412,10 @@ class IPythonRunner:
             ask: answers an input request (prompt, password) -> value.
             control: interrupts, timeout and abandonment from the client side.
         """
+        with self._running():
+            return await self._run_cell(code, allow_stdin, emit, ask, control, execution_count)
+
+    async def _run_cell(self, code, allow_stdin, emit, ask, control, execution_count) -> CellOutcome:
         outcome = CellOutcome()
         if await self.check_alive():
             outcome.died = self._died

@@ -96,8 +96,6 @@ class KernelPool:
             if self._closed:
                 await self._discard(entry)
                 return
-            if not self._waiting:  # a spare: warm its completer while it waits
-                entry[2].warm()
             self._ready.put_nowait(entry)
 
     async def take(self) -> Entry:
