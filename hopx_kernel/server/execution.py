@@ -144,7 +144,8 @@ async def _run_python(ctx, sandbox, request, host_dir, emit, ask, control, start
             sandbox.applied_env = dict(sandbox.env_vars)
     outcome = await runner.run_cell(
         request.code, allow_stdin=request.allow_stdin, emit=emit, ask=ask, control=control,
-        execution_count=request.execution_count,
+        # [ext] only for a client that asked for extensions: others keep HopX's frames
+        execution_count=request.execution_count if request.extensions else None,
     )
     if bookkeeping and outcome.died is None:
         await runner.run_silent(postlude_code())

@@ -270,3 +270,19 @@ def test_completion_has_types_and_signatures_as_local_ipykernel(local_server, sa
     r = agent(local_server, sandbox, "POST", "/complete", json={"code": "o", "cursor_pos": 1})
     kinds = {t["text"]: t["type"] for t in r.json()["metadata"]["_jupyter_types_experimental"]}
     assert kinds.get("os") == "module"
+
+
+def test_execution_count_and_in_order_result_only_with_extensions(local_server, sandbox):
+    """[ext] ``execution_count`` numbers the cell and brings ``execute_result`` as its own
+    frame in the kernel's order; without ``"extensions": 1`` (official clients) the field is
+    ignored and the value stays on ``result``, as HopX sends it."""
+    plain = stream_sync(local_server, sandbox, "6 * 7", execution_count=9)
+    assert not of_type(plain, "execute_result")
+    assert of_type(plain, "result")[0]["data"]["text/plain"] == "42"
+    ext = stream_sync(local_server, sandbox, "from IPython.display import display\n"
+                      "display('shown'); 6 * 7", execution_count=1012, extensions=1)
+    kinds = [f["type"] for f in ext if f["type"] in ("display", "execute_result", "result")]
+    assert kinds == ["display", "execute_result", "result"]
+    assert "data" not in of_type(ext, "result")[0]
+    numbered = stream_sync(local_server, sandbox, "_1012, len(In), Out[1012]", execution_count=1013, extensions=1)
+    assert of_type(numbered, "execute_result")[0]["data"]["text/plain"] == "(42, 1014, 42)"
