@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from . import wire
 from .errors import FrameError
 
 #: The largest frame a client must accept: the ``websockets`` default ``max_size``.
@@ -114,7 +115,16 @@ class InputRequest:
     password: bool = False
 
 
-AgentFrame = Union[Stream, Result, Complete, AgentError, Display, ClearOutput, InputRequest]
+@dataclass(frozen=True, slots=True)
+class Jupyter:
+    """[ext] Another Jupyter message the cell produced (``comm_open``, ``comm_msg``, ...),
+    header unchanged; ``buffers`` travel as binary parts (:mod:`hopx_kernel.wire`)."""
+
+    msg: dict[str, Any]
+    buffers: tuple[bytes, ...] = ()
+
+
+AgentFrame = Union[Stream, Result, Complete, AgentError, Display, ClearOutput, InputRequest, Jupyter]
 
 
 # ---------------------------------------------------------------- client → agent
@@ -135,7 +145,12 @@ class Execute:
     workdir: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     allow_stdin: bool = False
+    #: [ext] the client asks for the extension frames (PROTOCOL.md §2.2)
     extensions: bool = False
+    #: [ext] run the cell under this Jupyter msg_id (the frontend's)
+    msg_id: str | None = None
+    #: [ext] start only after the kernel channel's messages up to this seq were delivered
+    channel_seq: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -195,6 +210,8 @@ def to_dict(frame: AgentFrame | ClientFrame) -> dict[str, Any]:
         return {"type": "clear_output", "wait": frame.wait}
     if isinstance(frame, InputRequest):
         return {"type": "input_request", "prompt": frame.prompt, "password": frame.password}
+    if isinstance(frame, Jupyter):
+        return {"type": "jupyter", "msg": frame.msg}
     if isinstance(frame, Execute):
         out = {"type": "execute", "code": frame.code, "language": frame.language}
         if frame.timeout is not None:
@@ -207,6 +224,10 @@ def to_dict(frame: AgentFrame | ClientFrame) -> dict[str, Any]:
             out["allow_stdin"] = True
         if frame.extensions:
             out["extensions"] = 1
+        if frame.msg_id is not None:
+            out["msg_id"] = frame.msg_id
+        if frame.channel_seq is not None:
+            out["channel_seq"] = frame.channel_seq
         return out
     if isinstance(frame, InputReply):
         return {"type": "input_reply", "value": frame.value}
@@ -215,8 +236,14 @@ def to_dict(frame: AgentFrame | ClientFrame) -> dict[str, Any]:
     raise TypeError(f"not a frame: {frame!r}")
 
 
-def encode(frame: AgentFrame | ClientFrame, timestamp: str | None = None) -> str:
-    """Serialise a frame to compact JSON text; ``timestamp`` is added when given."""
+def encode(frame: AgentFrame | ClientFrame, timestamp: str | None = None) -> str | bytes:
+    """Serialise a frame to compact JSON text; ``timestamp`` is added when given.
+
+    A ``jupyter`` frame with buffers becomes one binary frame (:func:`wire.pack`).
+    """
+    if isinstance(frame, Jupyter):
+        obj = {"type": "jupyter", "msg": frame.msg}
+        return wire.pack(obj, frame.buffers) if frame.buffers else wire.dumps(obj)
     obj = to_dict(frame)
     if timestamp is not None:
         obj["timestamp"] = timestamp
@@ -304,13 +331,19 @@ def parse_agent_frame(raw: str | bytes) -> AgentFrame | None:
     """
     if not raw or (isinstance(raw, str) and raw.isspace()):
         return None
+    buffers: list[bytes] = []
     try:
-        obj = _load(raw)
+        if isinstance(raw, (bytes, bytearray, memoryview)) and wire.looks_packed(raw):
+            obj, buffers = wire.unpack(raw)
+        else:
+            obj = _load(raw)
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         return None
     if not isinstance(obj, dict):
         return None
     kind = obj.get("type")
+    if kind == "jupyter":
+        return Jupyter(wire.check_msg(obj.get("msg"), "'jupyter' frame"), tuple(buffers))
     if kind == "stdout" or kind == "stderr":
         data = obj.get("data", "")
         if not isinstance(data, str):
@@ -401,6 +434,12 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
         workdir = _get(obj, "workdir", str, None, kind)
         if workdir is None and isinstance(obj.get("working_dir"), str):
             workdir = obj["working_dir"]
+        msg_id = _get(obj, "msg_id", str, None, kind)
+        channel_seq = obj.get("channel_seq")
+        if channel_seq is not None and (
+            isinstance(channel_seq, bool) or not isinstance(channel_seq, int) or channel_seq < 0
+        ):
+            raise FrameError("'execute' frame: field 'channel_seq' must be an integer >= 0")
         return Execute(
             code=code,
             language=language,
@@ -409,6 +448,8 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
             env=env,
             allow_stdin=bool(obj.get("allow_stdin", False)),
             extensions=bool(obj.get("extensions", False)),
+            msg_id=msg_id or None,
+            channel_seq=channel_seq,
         )
     if kind == "input_reply":
         value = obj.get("value")

@@ -243,6 +243,11 @@ class SandboxSession:
         return bool(self._live and self._live.features.get("stream_extensions"))
 
     @property
+    def has_channel(self) -> bool:
+        """Whether the live sandbox's agent has the kernel channel (PROTOCOL.md §2.4)."""
+        return bool(self._live and self._live.features.get("kernel_channel"))
+
+    @property
     def can_replace(self) -> bool:
         """Whether a lost sandbox can be replaced by a new one."""
         return isinstance(self.config, Config) and self.config.mode != "attach"

@@ -127,6 +127,8 @@ async def execute(
             return False
         if control.abandoned:
             return False
+        if request.extensions and request.channel_seq:
+            await sandbox.hub.wait_delivered(request.channel_seq)
         started = time.monotonic()
         if request.language == "python":
             return await _run_python(ctx, sandbox, request, host_dir, emit, ask, control, started)
@@ -143,7 +145,8 @@ async def _run_python(ctx, sandbox, request, host_dir, emit, ask, control, start
         if await runner.run_silent(prelude_code(to_set, to_unset, request.env, workdir)):
             sandbox.applied_env = dict(sandbox.env_vars)
     outcome = await runner.run_cell(
-        request.code, allow_stdin=request.allow_stdin, emit=emit, ask=ask, control=control
+        request.code, allow_stdin=request.allow_stdin, emit=emit, ask=ask, control=control,
+        msg_id=request.msg_id if request.extensions else None, extensions=request.extensions,
     )
     if bookkeeping and outcome.died is None:
         await runner.run_silent(postlude_code())

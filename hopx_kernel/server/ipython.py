@@ -28,7 +28,7 @@ from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 
 from .. import frames
-from ..frames import ClearOutput, Display, Stream
+from ..frames import ClearOutput, Display, Jupyter, Stream
 from .errors import ServerError
 from .kernel_launcher import MEMORY_ENV, NPROC_ENV
 
@@ -49,7 +49,13 @@ IPC_PATH_MAX = 107
 
 CWD_EXPRESSION = {"cwd": "__import__('os').getcwd()"}
 
+#: iopub messages a cell's stream never carries as ``jupyter`` frames (the kernel makes its own)
+NOT_FORWARDED = frozenset({"status", "execute_input"})
+
 Emit = Callable[[frames.AgentFrame], Awaitable[None]]
+#: Receives the kernel's messages that no request of the server is waiting for:
+#: (kind, msg) with kind "iopub", "reply" (shell) or "control".
+Unrouted = Callable[[str, dict], None]
 Ask = Callable[[str, bool], Awaitable[str]]
 
 
@@ -177,6 +183,8 @@ class IPythonRunner:
         self._readers: list[asyncio.Task] = []
         self._died: str | None = None
         self._killed_by_us = False
+        #: where messages go that no request is waiting for (the kernel channel)
+        self.on_unrouted: Unrouted | None = None
         #: the kernel's working directory after the last execution, when known
         self.cwd: str | None = str(folder)
 
@@ -226,6 +234,7 @@ class IPythonRunner:
             asyncio.create_task(self._read(kc.get_iopub_msg, "iopub")),
             asyncio.create_task(self._read(kc.get_shell_msg, "reply")),
             asyncio.create_task(self._read(kc.get_stdin_msg, "stdin")),
+            asyncio.create_task(self._read(kc.get_control_msg, "control")),
         ]
 
     async def shutdown(self) -> None:
@@ -285,6 +294,19 @@ class IPythonRunner:
             queue = self._routes.get(msg.get("parent_header", {}).get("msg_id", ""))
             if queue is not None:
                 queue.put_nowait((kind, msg))
+            elif self.on_unrouted is not None and kind != "stdin":
+                try:
+                    self.on_unrouted(kind, msg)
+                except Exception:  # the channel's trouble must not stop the reader
+                    log.exception("could not pass a kernel message to the kernel channel")
+
+    def send(self, channel: str, msg: dict, buffers: list[bytes]) -> None:
+        """Hand a client's Jupyter message to the kernel, header unchanged (§2.4)."""
+        if self._kc is None:
+            return
+        out = dict(msg, buffers=list(buffers))
+        target = self._kc.control_channel if channel == "control" else self._kc.shell_channel
+        target.send(out)
 
     # ------------------------------------------------------------ requests
 
@@ -336,7 +358,8 @@ class IPythonRunner:
             self.cwd = cwd if isinstance(cwd, str) else None
 
     async def run_cell(
-        self, code: str, *, allow_stdin: bool, emit: Emit, ask: Ask | None, control: RunControl
+        self, code: str, *, allow_stdin: bool, emit: Emit, ask: Ask | None, control: RunControl,
+        msg_id: str | None = None, extensions: bool = False,
     ) -> CellOutcome:
         """Execute one cell, emitting its output frames in order.
 
@@ -347,15 +370,22 @@ class IPythonRunner:
             emit: sends one frame to the client.
             ask: answers an input request (prompt, password) -> value.
             control: interrupts, timeout and abandonment from the client side.
+            msg_id: [ext] run under this Jupyter msg_id (the frontend's), so widgets that
+                key on it (Output) capture this cell's output.
+            extensions: [ext] pass the cell's other iopub messages (comms) as ``jupyter``
+                frames.
         """
         outcome = CellOutcome()
         if await self.check_alive():
             outcome.died = self._died
             return outcome
-        msg_id = self._kc.execute(
-            code, store_history=True, allow_stdin=allow_stdin, stop_on_error=False,
-            user_expressions=CWD_EXPRESSION,
-        )
+        content = dict(code=code, silent=False, store_history=True, allow_stdin=allow_stdin,
+                       stop_on_error=False, user_expressions=CWD_EXPRESSION)
+        request = self._kc.session.msg("execute_request", content)
+        if msg_id and msg_id not in self._routes:
+            request["header"]["msg_id"] = request["msg_id"] = msg_id
+        msg_id = request["header"]["msg_id"]
+        self._kc.shell_channel.send(request)
         queue: asyncio.Queue = asyncio.Queue()
         self._routes[msg_id] = queue
         control.start(lambda: queue.put_nowait(("control", None)))
@@ -385,7 +415,7 @@ class IPythonRunner:
                         idle = idle or (
                             msg_type == "status" and content.get("execution_state") == "idle"
                         )
-                        await self._on_iopub(msg_type, content, emit, outcome)
+                        await self._on_iopub(msg, emit, outcome, extensions)
                 if await self._supervise(control, watch, outcome):
                     break
         finally:
@@ -402,7 +432,9 @@ class IPythonRunner:
         self._kc.input(value)
 
     @staticmethod
-    async def _on_iopub(msg_type: str, content: dict, emit: Emit, outcome: CellOutcome) -> None:
+    async def _on_iopub(msg: dict, emit: Emit, outcome: CellOutcome, extensions: bool) -> None:
+        msg_type = msg["header"]["msg_type"]
+        content = msg["content"]
         if msg_type == "stream":
             name = "stderr" if content.get("name") == "stderr" else "stdout"
             for chunk in frames.split_text(content.get("text", "")):
@@ -424,6 +456,8 @@ class IPythonRunner:
             outcome.ename = content.get("ename", "Error")
             outcome.evalue = content.get("evalue", "")
             outcome.traceback = list(content.get("traceback", []))
+        elif extensions and msg_type not in NOT_FORWARDED:
+            await emit(Jupyter(plain_msg(msg), tuple(bytes(b) for b in msg.get("buffers") or ())))
 
     async def _supervise(self, control: RunControl, watch: _Watch, outcome: CellOutcome) -> bool:
         """Act on interrupts, the deadline and liveness; True when the cell is over."""
@@ -469,6 +503,17 @@ class IPythonRunner:
         await kill_group(pgid)
         self._died = process_cap_reason(cap)
         return True
+
+
+def plain_msg(msg: dict) -> dict:
+    """A jupyter_client message as the wire carries it: the four dicts and msg_type."""
+    return {
+        "header": msg["header"],
+        "parent_header": msg.get("parent_header") or {},
+        "metadata": msg.get("metadata") or {},
+        "content": msg.get("content") or {},
+        "msg_type": msg["header"]["msg_type"],
+    }
 
 
 @dataclass
