@@ -94,11 +94,14 @@ class HopxKernel(Kernel):
             self.shell_handlers[msg_type] = self._comm_message
 
     @property
-    def kernel_info(self):
-        # not the base class's: it advertises subshells and the debugger whenever debugpy
-        # imports, and neither works through this kernel yet
+    def kernel_info(self) -> dict:
+        # ipykernel's kernel_info imports ipykernel.debugger just to ask whether debugpy is
+        # importable: that import costs ~0.1 s and prints four "frozen modules" warnings.
+        # This process runs no user code, so there is nothing in it to debug. Subshells are
+        # not offered either: a cell on a subshell thread would run off the loop that owns
+        # the sandbox's sockets, so they do not work end to end (create is refused below).
         return {
-            "protocol_version": "5.3",
+            "protocol_version": kernel_protocol_version,
             "implementation": self.implementation,
             "implementation_version": self.implementation_version,
             "language_info": self.language_info,
@@ -107,20 +110,10 @@ class HopxKernel(Kernel):
             "supported_features": [],
         }
 
-    @property
-    def kernel_info(self) -> dict:
-        # ipykernel's kernel_info imports ipykernel.debugger just to ask whether debugpy is
-        # importable: that import costs ~0.1 s and prints four "frozen modules" warnings.
-        # This process runs no user code, so there is nothing in it to debug.
-        return {
-            "protocol_version": kernel_protocol_version,
-            "implementation": self.implementation,
-            "implementation_version": self.implementation_version,
-            "language_info": self.language_info,
-            "banner": self.banner,
-            "help_links": self.help_links,
-            "supported_features": ["kernel subshells"] if self._supports_kernel_subshells else [],
-        }
+    async def create_subshell_request(self, socket, ident, parent):
+        content = {"status": "error", "ename": "SubshellsUnsupported",
+                   "evalue": "HopX Remote Python does not support kernel subshells", "traceback": []}
+        self.session.send(socket, "create_subshell_reply", content, parent, ident)
 
     # -- lifecycle -----------------------------------------------------------------------
 

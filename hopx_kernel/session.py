@@ -80,6 +80,8 @@ class SandboxSession:
         self._server: subprocess.Popen | None = None
         self._keepalive: asyncio.Task | None = None
         self._closed = False
+        #: how many sandboxes this session has had (the kernel channel's comms die with one)
+        self.generation = 0
         #: False when the agent was found not to keep variables between executions
         self.stateful: bool | None = None
 
@@ -170,6 +172,7 @@ class SandboxSession:
         else:
             self.stateful = True
         self._live = live
+        self.generation += 1
         self._keepalive = asyncio.ensure_future(self._keep_alive(live))
         live.agent.prepare()
         log.info("sandbox %s ready (%s mode)", info.id, cfg.mode)

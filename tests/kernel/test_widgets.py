@@ -73,6 +73,9 @@ def test_kernel_info_tells_the_truth_and_debug_request_gets_a_reply(kc):
     reply = kc.get_control_msg(timeout=10)
     assert reply["msg_type"] == "debug_reply"
     assert reply["content"]["success"] is False and "debugger" in reply["content"]["message"]
+    kc.control_channel.send(kc.session.msg("create_subshell_request", {}))
+    reply = kc.get_control_msg(timeout=10)
+    assert (reply["msg_type"], reply["content"]["status"]) == ("create_subshell_reply", "error")
 
 
 def test_slider_model_arrives_before_its_view_and_frontend_update_is_read_back(kc):
