@@ -24,6 +24,7 @@ import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
+from . import wire
 from .errors import FrameError
 
 #: The largest frame a client must accept: the ``websockets`` default ``max_size``.
@@ -123,8 +124,17 @@ class InputRequest:
     password: bool = False
 
 
+@dataclass(frozen=True, slots=True)
+class Jupyter:
+    """[ext] Another Jupyter message the cell produced (``comm_open``, ``comm_msg``, ...),
+    header unchanged; ``buffers`` travel as binary parts (:mod:`hopx_kernel.wire`)."""
+
+    msg: dict[str, Any]
+    buffers: tuple[bytes, ...] = ()
+
+
 AgentFrame = Union[
-    Stream, Result, Complete, AgentError, Display, ExecuteResult, ClearOutput, InputRequest
+    Stream, Result, Complete, AgentError, Display, ExecuteResult, ClearOutput, InputRequest, Jupyter
 ]
 
 
@@ -146,7 +156,12 @@ class Execute:
     workdir: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     allow_stdin: bool = False
+    #: [ext] the client asks for the extension frames (PROTOCOL.md §2.2)
     extensions: bool = False
+    #: [ext] run the cell under this Jupyter msg_id (the frontend's)
+    msg_id: str | None = None
+    #: [ext] start only after the kernel channel's messages up to this seq were delivered
+    channel_seq: int | None = None
     #: [ext] the client's (notebook's) count for this cell: the sandbox numbers the cell
     #: with it (``In``, ``Out``, ``_N``, "Cell In[N]") and sends ``execute_result`` in order
     execution_count: int | None = None
@@ -211,6 +226,8 @@ def to_dict(frame: AgentFrame | ClientFrame) -> dict[str, Any]:
         return {"type": "clear_output", "wait": frame.wait}
     if isinstance(frame, InputRequest):
         return {"type": "input_request", "prompt": frame.prompt, "password": frame.password}
+    if isinstance(frame, Jupyter):
+        return {"type": "jupyter", "msg": frame.msg}
     if isinstance(frame, Execute):
         out = {"type": "execute", "code": frame.code, "language": frame.language}
         if frame.timeout is not None:
@@ -223,6 +240,10 @@ def to_dict(frame: AgentFrame | ClientFrame) -> dict[str, Any]:
             out["allow_stdin"] = True
         if frame.extensions:
             out["extensions"] = 1
+        if frame.msg_id is not None:
+            out["msg_id"] = frame.msg_id
+        if frame.channel_seq is not None:
+            out["channel_seq"] = frame.channel_seq
         if frame.execution_count is not None:
             out["execution_count"] = frame.execution_count
         return out
@@ -233,8 +254,14 @@ def to_dict(frame: AgentFrame | ClientFrame) -> dict[str, Any]:
     raise TypeError(f"not a frame: {frame!r}")
 
 
-def encode(frame: AgentFrame | ClientFrame, timestamp: str | None = None) -> str:
-    """Serialise a frame to compact JSON text; ``timestamp`` is added when given."""
+def encode(frame: AgentFrame | ClientFrame, timestamp: str | None = None) -> str | bytes:
+    """Serialise a frame to compact JSON text; ``timestamp`` is added when given.
+
+    A ``jupyter`` frame with buffers becomes one binary frame (:func:`wire.pack`).
+    """
+    if isinstance(frame, Jupyter):
+        obj = {"type": "jupyter", "msg": frame.msg}
+        return wire.pack(obj, frame.buffers) if frame.buffers else wire.dumps(obj)
     obj = to_dict(frame)
     if timestamp is not None:
         obj["timestamp"] = timestamp
@@ -322,13 +349,19 @@ def parse_agent_frame(raw: str | bytes) -> AgentFrame | None:
     """
     if not raw or (isinstance(raw, str) and raw.isspace()):
         return None
+    buffers: list[bytes] = []
     try:
-        obj = _load(raw)
+        if isinstance(raw, (bytes, bytearray, memoryview)) and wire.looks_packed(raw):
+            obj, buffers = wire.unpack(raw)
+        else:
+            obj = _load(raw)
     except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
         return None
     if not isinstance(obj, dict):
         return None
     kind = obj.get("type")
+    if kind == "jupyter":
+        return Jupyter(wire.check_msg(obj.get("msg"), "'jupyter' frame"), tuple(buffers))
     if kind == "stdout" or kind == "stderr":
         data = obj.get("data", "")
         if not isinstance(data, str):
@@ -424,6 +457,12 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
         workdir = _get(obj, "workdir", str, None, kind)
         if workdir is None and isinstance(obj.get("working_dir"), str):
             workdir = obj["working_dir"]
+        msg_id = _get(obj, "msg_id", str, None, kind)
+        channel_seq = obj.get("channel_seq")
+        if channel_seq is not None and (
+            isinstance(channel_seq, bool) or not isinstance(channel_seq, int) or channel_seq < 0
+        ):
+            raise FrameError("'execute' frame: field 'channel_seq' must be an integer >= 0")
         count = _get(obj, "execution_count", int, None, kind)
         if count is not None and count < 1:
             raise FrameError("'execute' frame: field 'execution_count' must be an integer >= 1")
@@ -435,6 +474,8 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
             env=env,
             allow_stdin=bool(obj.get("allow_stdin", False)),
             extensions=bool(obj.get("extensions", False)),
+            msg_id=msg_id or None,
+            channel_seq=channel_seq,
             execution_count=count,
         )
     if kind == "input_reply":

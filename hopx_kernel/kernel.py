@@ -18,10 +18,11 @@ from ipykernel.kernelbase import Kernel
 from traitlets import Float
 
 from . import __version__
+from .comms import CommBridge
 from .completion import complete_locally, is_complete
 from .config import Config, from_env
 from .errors import ConfigError, HopxKernelError, SandboxDisconnected
-from .frames import Execute, InputReply, Interrupt
+from .frames import Display, Execute, InputReply, Interrupt, Jupyter
 from .magics import MagicError, parse_magic, run_magic
 from .mapping import LOST_CODES, CellMapper, coalesce, jupyter_safe
 from .session import SandboxSession
@@ -81,17 +82,25 @@ class HopxKernel(Kernel):
         self._display_ids: set[str] = set()
         self._history: list[tuple[int, str]] = []
         self._execution = None  # the running cell's Execution
+        self._cell_parent: dict = {}
         self._cell_task: asyncio.Task | None = None
         self._interrupted = False
         self._loop: asyncio.AbstractEventLoop | None = None
         self._warned_stateless = False
         self._closing: set[asyncio.Future] = set()
+        self.comms = CommBridge(self.sandbox, self._publish_msg, self._publish)
+        # comm messages go to the sandbox (ipykernel 7 dispatches these even while a cell
+        # runs); without these handlers the base class logs "Unknown message type"
+        for msg_type in ("comm_open", "comm_msg", "comm_close"):
+            self.shell_handlers[msg_type] = self._comm_message
 
     @property
     def kernel_info(self) -> dict:
         # ipykernel's kernel_info imports ipykernel.debugger just to ask whether debugpy is
         # importable: that import costs ~0.1 s and prints four "frozen modules" warnings.
-        # This process runs no user code, so there is nothing in it to debug.
+        # This process runs no user code, so there is nothing in it to debug. Subshells are
+        # not offered either: a cell on a subshell thread would run off the loop that owns
+        # the sandbox's sockets, so they do not work end to end (create is refused below).
         return {
             "protocol_version": kernel_protocol_version,
             "implementation": self.implementation,
@@ -99,8 +108,13 @@ class HopxKernel(Kernel):
             "language_info": self.language_info,
             "banner": self.banner,
             "help_links": self.help_links,
-            "supported_features": ["kernel subshells"] if self._supports_kernel_subshells else [],
+            "supported_features": [],
         }
+
+    async def create_subshell_request(self, socket, ident, parent):
+        content = {"status": "error", "ename": "SubshellsUnsupported",
+                   "evalue": "HopX Remote Python does not support kernel subshells", "traceback": []}
+        self.session.send(socket, "create_subshell_reply", content, parent, ident)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -150,6 +164,47 @@ class HopxKernel(Kernel):
         # agent-supplied text may hold lone surrogates: unsendable, the packer would raise
         self.send_response(self.iopub_socket, msg_type, jupyter_safe(content))
 
+    def _publish_msg(self, msg: dict, buffers: list) -> None:
+        """Publish a sandbox's Jupyter message on iopub as it is (header kept)."""
+        out = {
+            "header": msg["header"],
+            "parent_header": msg.get("parent_header") or {},
+            "metadata": msg.get("metadata") or {},
+            "content": jupyter_safe(msg.get("content") or {}),
+        }
+        try:
+            self.session.send(self.iopub_socket, out, buffers=list(buffers) or None)
+        except (TypeError, ValueError):
+            self.log.warning("hopx-kernel: skipped a sandbox message it could not send")
+
+    # -- comms, comm_info, debugger: passed to the sandbox's kernel ------------------------
+
+    async def _comm_message(self, stream, ident, parent):
+        # wait for the sandbox to handle it only when no cell runs (a running sandbox
+        # cell would hold it up); then what it publishes in response precedes our idle
+        waited = self._execution is None and self._cell_task is None
+        await self.comms.forward(parent, wait_handled=waited)
+
+    async def comm_info_request(self, stream, ident, parent):
+        answer = await self.comms.request("shell", parent)
+        if answer is not None:
+            msg, buffers = answer
+            self.session.send(stream, dict(msg), ident=ident, buffers=buffers or None)
+            return
+        self.session.send(stream, "comm_info_reply", {"status": "ok", "comms": {}}, parent, ident)
+
+    async def debug_request(self, stream, ident, parent):
+        content = parent.get("content") or {}
+        reply = {
+            "type": "response",
+            "request_seq": content.get("seq", 0),
+            "success": False,
+            "command": content.get("command", ""),
+            "message": "the debugger is not available through HopX Remote Python yet",
+            "body": {},
+        }
+        self.session.send(stream, "debug_reply", reply, parent, ident)
+
     async def do_execute(
         self,
         code,
@@ -164,6 +219,7 @@ class HopxKernel(Kernel):
         if store_history:
             self._history.append((self.execution_count, code))
         mapper = CellMapper(self.execution_count, self._display_ids, lost_hint=self.sandbox.lost_hint)
+        self._cell_parent = self.get_parent("shell")
         publish = (lambda t, c: None) if silent else self._publish
         self._interrupted = False
         self._cell_task = asyncio.current_task()
@@ -198,17 +254,28 @@ class HopxKernel(Kernel):
     ):
         cfg = self.sandbox.config
         await self.sandbox.ready()
+        ext = self.sandbox.has_extensions
+        channel_seq = None
+        if ext and self.sandbox.has_channel:
+            # open before the cell runs, so updates its threads send later have a way out
+            try:
+                await self.comms.channel()
+            except HopxKernelError as exc:
+                self.log.warning("hopx-kernel: %s", exc.line())
+            channel_seq = self.comms.last_seq
         frame = Execute(
             code=code,
             language=language,
             timeout=cfg.exec_timeout,
             workdir=cfg.workdir,
             env=cfg.env,
-            allow_stdin=allow_stdin and self.sandbox.has_extensions,
-            extensions=self.sandbox.has_extensions,
+            allow_stdin=allow_stdin and ext,
+            extensions=ext,
+            msg_id=(self._cell_parent.get("header") or {}).get("msg_id") if ext else None,
+            channel_seq=channel_seq,
             # [ext] the sandbox numbers the cell as the notebook does (a local magic or a
             # replaced sandbox does not shift it) and sends execute_result in its own order
-            execution_count=mapper.execution_count if self.sandbox.has_extensions and not silent else None,
+            execution_count=mapper.execution_count if ext and not silent else None,
         )
         execution = await self.sandbox.open_execution(frame)
         self._execution = execution
@@ -220,6 +287,12 @@ class HopxKernel(Kernel):
         try:
             async for batch in execution.batches():
                 for item in coalesce(batch):
+                    if isinstance(item, Jupyter):
+                        if not mapper.completed:
+                            self.comms.from_cell(item, self._cell_parent)
+                        continue
+                    if isinstance(item, Display):
+                        self.comms.note_display(item.data)
                     for msg_type, content in mapper.feed(item):
                         if msg_type == "input_request" and frame.allow_stdin:
                             value = await self._ask(content["prompt"], content["password"])

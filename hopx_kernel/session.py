@@ -80,6 +80,8 @@ class SandboxSession:
         self._server: subprocess.Popen | None = None
         self._keepalive: asyncio.Task | None = None
         self._closed = False
+        #: how many sandboxes this session has had (the kernel channel's comms die with one)
+        self.generation = 0
         #: False when the agent was found not to keep variables between executions
         self.stateful: bool | None = None
 
@@ -170,6 +172,7 @@ class SandboxSession:
         else:
             self.stateful = True
         self._live = live
+        self.generation += 1
         self._keepalive = asyncio.ensure_future(self._keep_alive(live))
         live.agent.prepare()
         log.info("sandbox %s ready (%s mode)", info.id, cfg.mode)
@@ -241,6 +244,11 @@ class SandboxSession:
     @property
     def has_extensions(self) -> bool:
         return bool(self._live and self._live.features.get("stream_extensions"))
+
+    @property
+    def has_channel(self) -> bool:
+        """Whether the live sandbox's agent has the kernel channel (PROTOCOL.md §2.4)."""
+        return bool(self._live and self._live.features.get("kernel_channel"))
 
     @property
     def can_replace(self) -> bool:

@@ -426,6 +426,75 @@ for i in range(n):
 ]
 
 
+NOTEBOOKS["09-widgets-and-progress"] = [
+    md("""
+# Widgets and live progress
+
+Widgets run in the sandbox and show here: their comm messages travel with the cell's output
+and, for updates made later (threads, sliders you move), over the sandbox's kernel channel.
+This notebook needs `ipywidgets`, `tqdm` and `matplotlib` in the sandbox (the local sandbox
+has them when hopx-kernel's test extra is installed).
+"""),
+    code("""
+from tqdm.auto import tqdm
+
+total = 0
+for i in tqdm(range(100), desc="summing"):
+    total += i
+total
+"""),
+    md("""
+`interact` builds a slider; moving it re-runs `plot` in the sandbox and the figure shows below.
+"""),
+    code("""
+import matplotlib.pyplot as plt
+from ipywidgets import interact
+
+
+@interact(freq=(1, 10))
+def plot(freq=3):
+    xs = [i / 100 for i in range(101)]
+    plt.figure(figsize=(4, 2))
+    plt.plot(xs, [((x * freq) % 1) for x in xs])
+    plt.title(f"sawtooth, frequency {freq}")
+    plt.show()
+"""),
+    code("""
+import ipywidgets as widgets
+
+out = widgets.Output(layout={"border": "1px solid #999"})
+display(out)
+with out:
+    print("this line is captured by the Output widget")
+"""),
+    md("""
+A background thread keeps updating this bar after the cell has ended.
+"""),
+    code("""
+import threading
+import time
+
+bar = widgets.IntProgress(value=0, max=20, description="background")
+display(bar)
+
+
+def advance():
+    for _ in range(20):
+        time.sleep(0.05)
+        bar.value += 1
+    bar.description = "done"
+
+
+worker = threading.Thread(target=advance)
+worker.start()
+"""),
+    code("""
+worker.join()
+bar.value, bar.description
+"""),
+]
+
+
 def build(stem: str, cells: list) -> nbformat.NotebookNode:
     nb = new_notebook(cells=cells, metadata={"kernelspec": KERNELSPEC, "language_info": LANGUAGE_INFO})
     nb.nbformat, nb.nbformat_minor = 4, 5

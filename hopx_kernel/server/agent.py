@@ -46,6 +46,7 @@ def health_body(stream_reuse: bool = True) -> dict[str, Any]:
         "features": {
             "stream_extensions": 1,
             "stream_reuse": 1,
+            "kernel_channel": 1,
             "code_execution": True,
             "websocket_streaming": True,
             "rich_output": True,

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from tornado.web import Application
 
-from . import agent, control, files, stream
+from . import agent, channel, control, files, stream
 from .base import NotFoundHandler
 from .execution import Context
 from .sandbox import Registry
@@ -54,6 +54,7 @@ def make_app(state: ServerState) -> Application:
         (r"/health/?", agent.HealthHandler, s),
         (r"/execute/?", agent.ExecuteHandler, s),
         (r"/execute/stream/?", stream.StreamHandler, s),
+        (r"/kernel/channel/?", channel.ChannelHandler, s),
         (r"/env/?", agent.EnvHandler, s),
         (r"/complete/?", agent.CompleteHandler, s),
         (r"/inspect/?", agent.InspectHandler, s),

@@ -127,6 +127,8 @@ async def execute(
             return False
         if control.abandoned:
             return False
+        if request.extensions and request.channel_seq:
+            await sandbox.hub.wait_delivered(request.channel_seq)
         started = time.monotonic()
         if request.language == "python":
             return await _run_python(ctx, sandbox, request, host_dir, emit, ask, control, started)
@@ -144,6 +146,7 @@ async def _run_python(ctx, sandbox, request, host_dir, emit, ask, control, start
             sandbox.applied_env = dict(sandbox.env_vars)
     outcome = await runner.run_cell(
         request.code, allow_stdin=request.allow_stdin, emit=emit, ask=ask, control=control,
+        msg_id=request.msg_id if request.extensions else None, extensions=request.extensions,
         # [ext] only for a client that asked for extensions: others keep HopX's frames
         execution_count=request.execution_count if request.extensions else None,
     )

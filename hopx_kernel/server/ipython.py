@@ -28,7 +28,7 @@ from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 
 from .. import frames
-from ..frames import ClearOutput, Display, ExecuteResult, Stream
+from ..frames import ClearOutput, Display, ExecuteResult, Jupyter, Stream
 from .errors import ServerError
 from .kernel_launcher import MEMORY_ENV, NPROC_ENV
 
@@ -67,7 +67,13 @@ def count_code(count: int) -> str:
     )
 
 
+#: iopub messages a cell's stream never carries as ``jupyter`` frames (the kernel makes its own)
+NOT_FORWARDED = frozenset({"status", "execute_input"})
+
 Emit = Callable[[frames.AgentFrame], Awaitable[None]]
+#: Receives the kernel's messages that no request of the server is waiting for:
+#: (kind, msg) with kind "iopub", "reply" (shell) or "control".
+Unrouted = Callable[[str, dict], None]
 Ask = Callable[[str, bool], Awaitable[str]]
 
 
@@ -195,6 +201,8 @@ class IPythonRunner:
         self._readers: list[asyncio.Task] = []
         self._died: str | None = None
         self._killed_by_us = False
+        #: where messages go that no request is waiting for (the kernel channel)
+        self.on_unrouted: Unrouted | None = None
         #: the kernel's working directory after the last execution, when known
         self.cwd: str | None = str(folder)
         #: the count IPython gives the next stored execution (its ``execution_count``)
@@ -249,6 +257,7 @@ class IPythonRunner:
             asyncio.create_task(self._read(kc.get_shell_msg, "reply")),
             asyncio.create_task(self._read(kc.get_stdin_msg, "stdin")),
             asyncio.create_task(self._warm_when_idle()),
+            asyncio.create_task(self._read(kc.get_control_msg, "control")),
         ]
         self._idle_since = time.monotonic()  # idle from now: ready, no cell yet
 
@@ -331,6 +340,19 @@ class IPythonRunner:
             queue = self._routes.get(msg.get("parent_header", {}).get("msg_id", ""))
             if queue is not None:
                 queue.put_nowait((kind, msg))
+            elif self.on_unrouted is not None and kind != "stdin":
+                try:
+                    self.on_unrouted(kind, msg)
+                except Exception:  # the channel's trouble must not stop the reader
+                    log.exception("could not pass a kernel message to the kernel channel")
+
+    def send(self, channel: str, msg: dict, buffers: list[bytes]) -> None:
+        """Hand a client's Jupyter message to the kernel, header unchanged (§2.4)."""
+        if self._kc is None:
+            return
+        out = dict(msg, buffers=list(buffers))
+        target = self._kc.control_channel if channel == "control" else self._kc.shell_channel
+        target.send(out)
 
     # ------------------------------------------------------------ requests
 
@@ -389,14 +411,8 @@ class IPythonRunner:
             self.next_count = count
 
     async def run_cell(
-        self,
-        code: str,
-        *,
-        allow_stdin: bool,
-        emit: Emit,
-        ask: Ask | None,
-        control: RunControl,
-        execution_count: int | None = None,
+        self, code: str, *, allow_stdin: bool, emit: Emit, ask: Ask | None, control: RunControl,
+        msg_id: str | None = None, extensions: bool = False, execution_count: int | None = None,
     ) -> CellOutcome:
         """Execute one cell, emitting its output frames in order.
 
@@ -411,11 +427,19 @@ class IPythonRunner:
             emit: sends one frame to the client.
             ask: answers an input request (prompt, password) -> value.
             control: interrupts, timeout and abandonment from the client side.
+            msg_id: [ext] run under this Jupyter msg_id (the frontend's), so widgets that
+                key on it (Output) capture this cell's output.
+            extensions: [ext] pass the cell's other iopub messages (comms) as ``jupyter``
+                frames.
         """
         with self._running():
-            return await self._run_cell(code, allow_stdin, emit, ask, control, execution_count)
+            return await self._run_cell(
+                code, allow_stdin, emit, ask, control, msg_id, extensions, execution_count
+            )
 
-    async def _run_cell(self, code, allow_stdin, emit, ask, control, execution_count) -> CellOutcome:
+    async def _run_cell(
+        self, code, allow_stdin, emit, ask, control, msg_id, extensions, execution_count
+    ) -> CellOutcome:
         outcome = CellOutcome()
         if await self.check_alive():
             outcome.died = self._died
@@ -423,10 +447,13 @@ class IPythonRunner:
         if execution_count is not None:
             await self.set_count(execution_count)
         in_order = execution_count is not None
-        msg_id = self._kc.execute(
-            code, store_history=True, allow_stdin=allow_stdin, stop_on_error=False,
-            user_expressions=CWD_EXPRESSION,
-        )
+        content = dict(code=code, silent=False, store_history=True, allow_stdin=allow_stdin,
+                       stop_on_error=False, user_expressions=CWD_EXPRESSION)
+        request = self._kc.session.msg("execute_request", content)
+        if msg_id and msg_id not in self._routes:
+            request["header"]["msg_id"] = request["msg_id"] = msg_id
+        msg_id = request["header"]["msg_id"]
+        self._kc.shell_channel.send(request)
         queue: asyncio.Queue = asyncio.Queue()
         self._routes[msg_id] = queue
         control.start(lambda: queue.put_nowait(("control", None)))
@@ -458,7 +485,7 @@ class IPythonRunner:
                         idle = idle or (
                             msg_type == "status" and content.get("execution_state") == "idle"
                         )
-                        await self._on_iopub(msg_type, content, emit, outcome, in_order)
+                        await self._on_iopub(msg, emit, outcome, extensions, in_order)
                 if await self._supervise(control, watch, outcome):
                     break
         finally:
@@ -476,8 +503,10 @@ class IPythonRunner:
 
     @staticmethod
     async def _on_iopub(
-        msg_type: str, content: dict, emit: Emit, outcome: CellOutcome, in_order: bool = False
+        msg: dict, emit: Emit, outcome: CellOutcome, extensions: bool, in_order: bool = False
     ) -> None:
+        msg_type = msg["header"]["msg_type"]
+        content = msg["content"]
         if msg_type == "stream":
             name = "stderr" if content.get("name") == "stderr" else "stdout"
             for chunk in frames.split_text(content.get("text", "")):
@@ -501,6 +530,8 @@ class IPythonRunner:
             outcome.ename = content.get("ename", "Error")
             outcome.evalue = content.get("evalue", "")
             outcome.traceback = list(content.get("traceback", []))
+        elif extensions and msg_type not in NOT_FORWARDED:
+            await emit(Jupyter(plain_msg(msg), tuple(bytes(b) for b in msg.get("buffers") or ())))
 
     async def _supervise(self, control: RunControl, watch: _Watch, outcome: CellOutcome) -> bool:
         """Act on interrupts, the deadline and liveness; True when the cell is over."""
@@ -546,6 +577,17 @@ class IPythonRunner:
         await kill_group(pgid)
         self._died = process_cap_reason(cap)
         return True
+
+
+def plain_msg(msg: dict) -> dict:
+    """A jupyter_client message as the wire carries it: the four dicts and msg_type."""
+    return {
+        "header": msg["header"],
+        "parent_header": msg.get("parent_header") or {},
+        "metadata": msg.get("metadata") or {},
+        "content": msg.get("content") or {},
+        "msg_type": msg["header"]["msg_type"],
+    }
 
 
 @dataclass

@@ -21,6 +21,7 @@ from pathlib import Path
 
 from . import auth
 from .errors import ServerError, SandboxGone
+from .channel import ChannelHub
 from .ipython import IPythonRunner
 from .pool import KernelPool
 
@@ -65,6 +66,11 @@ class Sandbox:
     token_expires_at: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     end_reason: str | None = None
+    #: the kernel channel's connections and order bookkeeping (PROTOCOL.md §2.4)
+    hub: ChannelHub = field(default_factory=ChannelHub)
+
+    def __post_init__(self) -> None:
+        self.runner.on_unrouted = self.hub.from_kernel
 
     @property
     def ended(self) -> bool:
@@ -213,6 +219,7 @@ class Registry:
         timer = self._timers.pop(sandbox_id, None)
         if timer is not None:
             timer.cancel()
+        sandbox.hub.close()
         await sandbox.runner.shutdown()
         await asyncio.to_thread(shutil.rmtree, sandbox.folder, True)
         log.info("sandbox %s ended: %s", sandbox_id, reason)

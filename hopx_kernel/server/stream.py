@@ -76,7 +76,8 @@ class StreamHandler(WebSocketHandler):
         if self.ws_connection is None or self.ws_connection.is_closing():
             return
         try:
-            await self.write_message(frames.encode(frame, timestamped(frame)))
+            data = frames.encode(frame, timestamped(frame))
+            await self.write_message(data, binary=isinstance(data, bytes))
         except WebSocketClosedError:
             pass
 

@@ -1,0 +1,187 @@
+"""``GET /kernel/channel``: Jupyter messages outside a cell's stream (PROTOCOL.md §2.4).
+
+A :class:`ChannelHub` per sandbox joins the sandbox's IPython kernel and the channel
+connections: client messages (comms, ``comm_info_request``, ``debug_request``) go to the
+kernel's shell or control channel with their headers unchanged; kernel messages no
+execution is waiting for (comm updates from threads and handlers, their replies) go to
+every connection. An execution with ``channel_seq`` n waits until the hub has delivered
+the client's message n, so a widget moved before a cell runs is moved when it reads it.
+
+Memory stays bounded both ways: tornado reads the next client frame only after the last
+one was handed to the kernel, and each connection queues at most ``OUT_QUEUE`` messages
+for a slow client (more are dropped, counted and logged, never buffered without limit).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from tornado.websocket import WebSocketClosedError, WebSocketHandler
+
+from .. import wire
+from ..errors import FrameError
+from . import auth
+from .base import check_host
+from .bodies import agent_error_body, new_request_id
+from .errors import ServerError
+from .ipython import plain_msg
+
+log = logging.getLogger(__name__)
+
+#: Messages queued per connection for a client that reads slowly.
+OUT_QUEUE = 1024
+#: Longest an execution waits for the channel messages it was told to wait for.
+SEQ_WAIT = 10.0
+#: Kernel message kinds → the Jupyter channel they travel on.
+CHANNEL_OF = {"iopub": "iopub", "reply": "shell", "control": "control"}
+#: iopub messages the channel does not carry (the client kernel publishes its own).
+NOT_CARRIED = frozenset({"execute_input"})
+
+
+class ChannelHub:
+    """The channel connections of one sandbox and the order bookkeeping."""
+
+    def __init__(self) -> None:
+        self.connections: set[ChannelHandler] = set()
+        self.seq = wire.SeqTracker()
+        self._delivered = asyncio.Event()
+        self.closed = False
+
+    # -- client → kernel
+
+    def delivered(self, seq: int | None) -> None:
+        """A client message (with ``seq``) was handed to the kernel."""
+        self.seq.note(seq)
+        self._delivered.set()
+
+    async def wait_delivered(self, channel_seq: int) -> None:
+        """Return once the client's message ``channel_seq`` was delivered (bounded wait)."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + SEQ_WAIT
+        while not self.seq.reached(channel_seq) and not self.closed:
+            self._delivered.clear()
+            left = deadline - loop.time()
+            if left <= 0:
+                log.warning("an execution waited %.0f s for channel message %d (have %d); "
+                            "running it anyway", SEQ_WAIT, channel_seq, self.seq.forwarded)
+                return
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(left):
+                    await self._delivered.wait()
+
+    def restart_seq(self) -> None:
+        """A new connection numbers its messages from 1 again."""
+        self.seq = wire.SeqTracker()
+
+    # -- kernel → client
+
+    def from_kernel(self, kind: str, msg: dict) -> None:
+        """Pass a kernel message nobody waits for to every connection."""
+        channel = CHANNEL_OF.get(kind)
+        if channel is None or msg["header"].get("msg_type") in NOT_CARRIED:
+            return
+        if not self.connections:
+            return
+        frame = wire.ChannelFrame(channel, plain_msg(msg),
+                                  [bytes(b) for b in msg.get("buffers") or ()])
+        for conn in list(self.connections):
+            conn.queue(frame)
+
+    def close(self, code: int = wire.KERNEL_REPLACED, reason: str = "the sandbox's kernel ended") -> None:
+        """The kernel is gone: close every connection with ``code``."""
+        self.closed = True
+        self._delivered.set()
+        for conn in list(self.connections):
+            conn.close(code, reason)
+        self.connections.clear()
+
+
+class ChannelHandler(WebSocketHandler):
+    """One client's ``/kernel/channel`` connection to one sandbox (by bearer token)."""
+
+    def initialize(self, state: Any) -> None:
+        self.state = state
+        self.sandbox = None
+        self._out: asyncio.Queue | None = None
+        self._sender: asyncio.Task | None = None
+        self.dropped = 0
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            check_host(self.request.headers)
+            origin = self.request.headers.get("Origin")
+            if origin is not None and not auth.is_loopback_origin(origin):
+                raise ServerError(403, "FORBIDDEN", "cross-origin WebSocket refused: only "
+                                  "pages served from loopback may connect")
+            self.sandbox = self.state.registry.by_token(auth.bearer_token(self.request.headers))
+        except ServerError as exc:
+            self.set_status(exc.status)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(agent_error_body(exc.code, exc.message, new_request_id())))
+            return
+        await super().get(*args, **kwargs)
+
+    def check_origin(self, origin: str) -> bool:
+        return auth.is_loopback_origin(origin)
+
+    def open(self, *args: Any, **kwargs: Any) -> None:
+        self.set_nodelay(True)
+        hub: ChannelHub = self.sandbox.hub
+        if hub.closed:
+            self.close(wire.KERNEL_REPLACED, "the sandbox's kernel ended")
+            return
+        hub.restart_seq()
+        hub.connections.add(self)
+        self._out = asyncio.Queue(OUT_QUEUE)
+        self._sender = asyncio.ensure_future(self._send_loop())
+
+    def queue(self, frame: wire.ChannelFrame) -> None:
+        if self._out is None:
+            return
+        try:
+            self._out.put_nowait(frame)
+        except asyncio.QueueFull:
+            self.dropped += 1
+            if self.dropped == 1 or self.dropped % 1000 == 0:
+                log.warning("kernel channel: the client reads too slowly; %d messages dropped",
+                            self.dropped)
+
+    async def _send_loop(self) -> None:
+        assert self._out is not None
+        while True:
+            frame = await self._out.get()
+            try:
+                data = wire.encode_channel_frame(frame)
+                await self.write_message(data, binary=isinstance(data, bytes))
+            except WebSocketClosedError:
+                return
+            except (TypeError, ValueError):
+                log.warning("kernel channel: a kernel message could not be encoded; skipped",
+                            exc_info=True)
+
+    async def _refuse(self, message: str, code: str = "INVALID_REQUEST") -> None:
+        with contextlib.suppress(WebSocketClosedError):
+            await self.write_message(json.dumps({"type": "error", "error": message, "code": code}))
+
+    async def on_message(self, message: str | bytes) -> None:
+        try:
+            frame = wire.parse_channel_frame(message, from_client=True)
+        except FrameError as exc:
+            await self._refuse(exc.message, exc.code)
+            return
+        if not self.sandbox.hub.seq.note(frame.seq) and frame.seq is not None:
+            log.info("kernel channel: message seq %d out of order (after %d)", frame.seq,
+                     self.sandbox.hub.seq.forwarded)
+        self.sandbox.runner.send(frame.channel, frame.msg, frame.buffers)
+        self.sandbox.hub.delivered(None)
+
+    def on_close(self) -> None:
+        if self.sandbox is not None:
+            self.sandbox.hub.connections.discard(self)
+        if self._sender is not None:
+            self._sender.cancel()
+        self._out = None

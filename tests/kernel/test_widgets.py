@@ -1,0 +1,168 @@
+"""Widgets across the sandbox, driven as a frontend drives them (jupyter_client, raw
+messages): comm messages in the cell's stream and on the kernel channel, in order, with
+headers and binary buffers kept (PROTOCOL.md §2.2, §2.4)."""
+
+from __future__ import annotations
+
+import time
+from queue import Empty
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from .helpers import KERNEL_NAME, execute
+
+pytest.importorskip("ipywidgets")
+
+WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
+
+
+def run(kc, code: str, timeout: float = 60) -> tuple[dict, list[dict]]:
+    """Run a cell; return (execute_reply content, every iopub message it parented, in order)."""
+    msg_id = kc.execute(code)
+    msgs, deadline = [], time.monotonic() + timeout
+    while True:
+        msg = kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            break
+        msgs.append(msg)
+    while True:
+        reply = kc.get_shell_msg(timeout=max(1, deadline - time.monotonic()))
+        if reply["parent_header"].get("msg_id") == msg_id:
+            return reply["content"], msgs
+
+
+def send_comm(kc, comm_id: str, data: dict, buffers=()) -> str:
+    """Send a frontend ``comm_msg``; returns its msg_id."""
+    msg = kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
+    kc.session.send(kc.shell_channel.socket, msg, buffers=list(buffers))
+    return msg["header"]["msg_id"]
+
+
+def wait_iopub(kc, pred, timeout: float = 20) -> dict:
+    """The first iopub message satisfying ``pred``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            msg = kc.get_iopub_msg(timeout=max(0.05, deadline - time.monotonic()))
+        except Empty:
+            raise TimeoutError("no matching iopub message") from None
+        if pred(msg):
+            return msg
+
+
+def widget_id(msgs: list[dict], name: str) -> str:
+    for m in msgs:
+        if m["msg_type"] == "comm_open" and m["content"]["data"]["state"].get("_model_name") == name:
+            return m["content"]["comm_id"]
+    raise AssertionError(f"no comm_open for {name}: {[m['msg_type'] for m in msgs]}")
+
+
+def test_kernel_info_tells_the_truth_and_debug_request_gets_a_reply(kc):
+    kc.kernel_info()
+    info = kc.get_shell_msg(timeout=10)
+    while info["msg_type"] != "kernel_info_reply":
+        info = kc.get_shell_msg(timeout=10)
+    assert info["content"]["supported_features"] == []
+    msg = kc.session.msg("debug_request", {"seq": 1, "type": "request", "command": "initialize",
+                                           "arguments": {}})
+    kc.control_channel.send(msg)
+    reply = kc.get_control_msg(timeout=10)
+    assert reply["msg_type"] == "debug_reply"
+    assert reply["content"]["success"] is False and "debugger" in reply["content"]["message"]
+    kc.control_channel.send(kc.session.msg("create_subshell_request", {}))
+    reply = kc.get_control_msg(timeout=10)
+    assert (reply["msg_type"], reply["content"]["status"]) == ("create_subshell_reply", "error")
+
+
+def test_slider_model_arrives_before_its_view_and_frontend_update_is_read_back(kc):
+    reply, msgs = run(kc, "import ipywidgets as w\ns = w.IntSlider()\ns")
+    assert reply["status"] == "ok", reply
+    slider = widget_id(msgs, "IntSliderModel")
+    opened = next(i for i, m in enumerate(msgs) if m["msg_type"] == "comm_open"
+                  and m["content"]["comm_id"] == slider)
+    shown = next(i for i, m in enumerate(msgs) if WIDGET_VIEW in m["content"].get("data", {}))
+    assert opened < shown
+    assert msgs[shown]["content"]["data"][WIDGET_VIEW]["model_id"] == slider
+    # the frontend moves the slider and the next cell, sent right after, reads it
+    send_comm(kc, slider, {"method": "update", "state": {"value": 42}, "buffer_paths": []})
+    cell = execute(kc, "print(s.value)")
+    assert cell.stream("stdout") == "42\n"
+    # ipywidgets 8 echoes an update, parented by the frontend's message (headers kept)
+    update = send_comm(kc, slider, {"method": "update", "state": {"value": 43}, "buffer_paths": []})
+    echo = wait_iopub(kc, lambda m: m["msg_type"] == "comm_msg"
+                      and m["content"]["data"].get("method") == "echo_update")
+    assert echo["parent_header"]["msg_id"] == update
+    assert echo["content"]["data"]["state"] == {"value": 43}
+    # comm_info answered from the sandbox lists it
+    kc.comm_info(target_name="jupyter.widget")
+    info = kc.get_shell_msg(timeout=10)
+    assert slider in info["content"]["comms"]
+
+
+def test_image_bytes_round_trip_as_binary_buffers(kc):
+    png = bytes(range(256)) * 4
+    reply, msgs = run(kc, f"import ipywidgets as w\nimg = w.Image(value={png!r}, format='png')")
+    assert reply["status"] == "ok", reply
+    image = widget_id(msgs, "ImageModel")
+    opened = next(m for m in msgs if m["msg_type"] == "comm_open" and m["content"]["comm_id"] == image)
+    assert opened["content"]["data"]["buffer_paths"] == [["value"]]
+    assert bytes(opened["buffers"][0]) == png
+    new = bytes(reversed(png)) + b"\x00\xff"
+    send_comm(kc, image, {"method": "update", "state": {}, "buffer_paths": [["value"]]}, [new])
+    cell = execute(kc, "print(img.value == bytes(reversed(%r)) + b'\\x00\\xff', len(img.value))" % png)
+    assert cell.stream("stdout") == f"True {len(new)}\n"
+
+
+def test_a_thread_update_arrives_after_its_cell_ended(kc):
+    code = (
+        "import threading, ipywidgets as w\n"
+        "bar = w.IntProgress(max=10)\n"
+        "go = threading.Event()\n"
+        "bar.observe(lambda change: go.set(), 'description')\n"
+        "def later():\n"
+        "    go.wait()\n"
+        "    bar.value = 7\n"
+        "threading.Thread(target=later, daemon=True).start()\n"
+    )
+    reply, msgs = run(kc, code)
+    assert reply["status"] == "ok", reply
+    bar = widget_id(msgs, "IntProgressModel")
+    # the cell is over; the frontend's change wakes the thread, whose update comes back
+    send_comm(kc, bar, {"method": "update", "state": {"description": "go"}, "buffer_paths": []})
+    update = wait_iopub(kc, lambda m: m["msg_type"] == "comm_msg"
+                        and m["content"]["comm_id"] == bar
+                        and m["content"]["data"].get("state", {}).get("value") == 7)
+    assert update["content"]["data"]["method"] == "update"
+
+
+def test_output_widget_captures_print_under_the_frontends_msg_id(kc):
+    code = "import ipywidgets as w\nout = w.Output()\ndisplay(out)\nwith out:\n    print('inside')\n"
+    msg_id = kc.execute(code)
+    msgs = []
+    while True:
+        msg = kc.get_iopub_msg(timeout=30)
+        if msg["parent_header"].get("msg_id") == msg_id:
+            if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+                break
+            msgs.append(msg)
+    states = [m["content"]["data"].get("state", {}) for m in msgs if m["msg_type"] == "comm_msg"]
+    assert {"msg_id": msg_id} in states  # the sandbox ran the cell under our msg_id
+    assert any(m["msg_type"] == "stream" and m["content"]["text"] == "inside\n" for m in msgs)
+
+
+def test_nbclient_store_widget_state_fills_the_notebook_metadata():
+    nb = nbformat.v4.new_notebook()
+    nb.cells = [
+        nbformat.v4.new_code_cell("import ipywidgets as w\ns = w.IntSlider(value=5)\ns"),
+        nbformat.v4.new_code_cell("out = w.Output()\ndisplay(out)\nwith out:\n    print('captured')"),
+    ]
+    NotebookClient(nb, kernel_name=KERNEL_NAME, timeout=60, store_widget_state=True).execute()
+    state = nb.metadata["widgets"]["application/vnd.jupyter.widget-state+json"]["state"]
+    sliders = [s for s in state.values() if s["model_name"] == "IntSliderModel"]
+    assert sliders and sliders[0]["state"]["value"] == 5
+    outputs = [s for s in state.values() if s["model_name"] == "OutputModel"]
+    assert outputs[0]["state"]["outputs"][0]["text"] == "captured\n"
