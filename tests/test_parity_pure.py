@@ -61,6 +61,8 @@ def test_normalise_joins_stream_runs_and_masks_addresses_paths_and_timings():
         ("execute_result", {"data": {"text/plain": "CWD/x"}}),
     ]
     assert normalise_text("display 3f2a9c0e4b1d4e7f8a6b5c4d3e2f1a0b") == "display ID"
+    assert normalise_text("IPY_MODEL_e50e03ea676143e7b576456f15a57234") == "IPY_MODEL_ID"
+    assert normalise_text("22c1f17a-d0248a48c8d0355e08daa3b8_20827_4") == "MSGID"
 
 
 def test_streams_per_run_forgets_only_the_interleaving():
@@ -68,3 +70,14 @@ def test_streams_per_run_forgets_only_the_interleaving():
     batched = [stream("out\nagain\n"), stream("err\n", "stderr"), ("display_data", {})]
     assert streams_per_run(written) == streams_per_run(batched)
     assert normalise(written) != normalise(batched)
+
+
+def test_consecutive_widget_updates_compare_as_their_merged_state():
+    def update(state, comm="c1"):
+        return ("comm_msg", {"comm_id": comm, "data": {"method": "update", "state": state, "buffer_paths": []}})
+
+    fast = [update({"value": 1}), update({"value": 2, "bar_style": "success"})]
+    slow = [update({"value": 1}), update({"value": 1.5}), update({"value": 2}), update({"bar_style": "success"})]
+    assert normalise(fast) == normalise(slow)
+    assert normalise([update({"value": 1}), update({"value": 2}, "c2")]) != normalise([update({"value": 2}, "c2")])
+    assert normalise_text("100/100 [00:00<00:01, 3059.35it/s]") == "100/100 [MM:SS<MM:SS, N it/s]"

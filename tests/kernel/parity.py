@@ -74,7 +74,12 @@ def parity_notebook():
 _ADDRESS = re.compile(r"0x[0-9a-fA-F]{6,16}")
 _IPY_FILE = re.compile(r"[^\s\x1b\"']*/ipykernel_\d+/\d+\.py")
 _SECONDS = re.compile(r"\b\d+\.\d+s\b")
-_UUID = re.compile(r"\b[0-9a-f]{32}\b")
+#: tqdm's rate and clock ("3059.35it/s", "[00:00<00:01")
+_RATE = re.compile(r"\d+(?:\.\d+)?(?:it/s|s/it)")
+_CLOCK = re.compile(r"\b\d{2}:\d{2}\b")
+_UUID = re.compile(r"(?<![0-9a-f])[0-9a-f]{32}(?![0-9a-f])")
+#: a Jupyter session's message id (jupyter_client: 8 hex, '-', 24 hex, '_', pid, '_', n)
+_MSG_ID = re.compile(r"\b[0-9a-f]{8}-[0-9a-f]{24}_\d+_\d+\b")
 #: a local sandbox's folder on the host (the cell's working directory there)
 _SANDBOX_DIR = re.compile(r"/[^\s\"']*/hopx-local-[^/\s]+/local-[0-9a-f]+")
 
@@ -84,7 +89,9 @@ def normalise_text(text: str) -> str:
     text = _ADDRESS.sub("0xADDR", text)
     text = _IPY_FILE.sub("TMP/ipykernel_PID/CELL.py", text)
     text = _SECONDS.sub("N.Ns", text)
+    text = _CLOCK.sub("MM:SS", _RATE.sub("N it/s", text))
     text = _SANDBOX_DIR.sub("CWD", text)
+    text = _MSG_ID.sub("MSGID", text)
     return _UUID.sub("ID", text)
 
 
@@ -113,6 +120,14 @@ def normalise(messages: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
         if msg_type == "stream" and out and out[-1][0] == "stream" and out[-1][1]["name"] == content["name"]:
             out[-1] = ("stream", {"name": content["name"], "text": out[-1][1]["text"] + content["text"]})
             continue
+        if _is_update(msg_type, content) and out and _is_update(*out[-1]) and (
+            out[-1][1].get("comm_id") == content.get("comm_id")
+        ):
+            # how many intermediate states a widget sends is timing (tqdm redraws every
+            # 0.1 s): consecutive updates of one widget compare as their merged state
+            merged = {**out[-1][1]["data"]["state"], **content["data"]["state"]}
+            out[-1] = (msg_type, {**content, "data": {**content["data"], "state": merged}})
+            continue
         out.append((msg_type, dict(content)))
     return [(t, _normalise(c)) for t, c in out]
 
@@ -136,6 +151,12 @@ def streams_per_run(messages: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
             out.append((msg_type, content))
     end_run()
     return out
+
+
+def _is_update(msg_type: str, content: dict) -> bool:
+    data = content.get("data")
+    return (msg_type == "comm_msg" and isinstance(data, dict) and data.get("method") == "update"
+            and isinstance(data.get("state"), dict) and not data.get("buffer_paths"))
 
 
 # ------------------------------------------------------------------ what JupyterLab renders

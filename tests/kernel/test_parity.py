@@ -118,7 +118,9 @@ def diff(cells: list[str], local: dict, hopx: dict, exceptions: dict[int, tuple[
         view = streams_per_run if kind == "stream-order" else normalise
         a, b = view(local.get(index, [])), view(hopx.get(index, []))
         if a != b:
-            problems.append(f"cell {index} ({source[:40]!r}):\n  local {a!r}\n  hopx  {b!r}")
+            at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            problems.append(f"cell {index} ({source[:40]!r}), {len(a)} vs {len(b)} messages, "
+                            f"first difference at {at}:\n  local {a[at:at + 2]!r}\n  hopx  {b[at:at + 2]!r}")
     return problems
 
 
