@@ -1,4 +1,4 @@
-r"""WebSocket frames of ``/execute/stream`` (PROTOCOL.md §2.1, §2.2): parse, validate, encode.
+r"""WebSocket frames of ``/execute/stream`` (docs/protocol.md §2.1, §2.2): parse, validate, encode.
 
 Pure: text in, frame objects out, no sockets or clocks. The local sandbox server and the
 kernel both use this module, so the two ends cannot drift apart.

@@ -179,7 +179,7 @@ class SandboxSession:
         return live
 
     async def _probe_state(self, live: Live) -> bool | None:
-        """Set a marker in one execution and look for it in the next (PROTOCOL.md §2.1)."""
+        """Set a marker in one execution and look for it in the next (docs/protocol.md §2.1)."""
         marker = "_hopx_kernel_state_probe"
         try:
             for code in (f"import builtins; builtins.{marker} = 1", f"import builtins; print(hasattr(builtins, {marker!r}))"):

@@ -1,4 +1,4 @@
-"""``GET /execute/stream``: the WebSocket execution endpoint (PROTOCOL.md §2.1, §2.2).
+"""``GET /execute/stream``: the WebSocket execution endpoint (docs/protocol.md §2.1, §2.2).
 
 One connection carries one execution: the client's first frame is ``execute``; the
 server answers with output frames, one ``result``, ``complete`` and a 1000 close. An
