@@ -145,7 +145,7 @@ class Execute:
     workdir: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     allow_stdin: bool = False
-    #: [ext] the client asks for the extension frames (PROTOCOL.md §2.2)
+    #: [ext] the client asks for the extension frames (docs/protocol.md §2.2)
     extensions: bool = False
     #: [ext] run the cell under this Jupyter msg_id (the frontend's)
     msg_id: str | None = None
