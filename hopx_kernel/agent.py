@@ -1,4 +1,4 @@
-"""Async client for one sandbox's agent (PROTOCOL.md §2): ``/execute/stream`` and friends.
+"""Async client for one sandbox's agent (docs/protocol.md §2): ``/execute/stream`` and friends.
 
 This is where websockets and tornado exceptions become :mod:`hopx_kernel.errors`.
 The bearer token is only ever put in the ``Authorization`` header.
@@ -51,7 +51,7 @@ _CLOSED = object()
 
 def ws_url(public_host: str, path: str) -> str:
     """The WebSocket URL the official SDK uses: scheme + host:port of ``public_host``, any
-    path dropped (PROTOCOL.md §2)."""
+    path dropped (docs/protocol.md §2)."""
     parts = urlsplit(public_host)
     scheme = "wss" if parts.scheme == "https" else "ws"
     return f"{scheme}://{parts.netloc}{path}"
@@ -63,7 +63,7 @@ class Execution:
     Iterate :meth:`batches` for frames; each batch is every frame that had already
     arrived, so bursts can be coalesced without delaying a frame after a quiet spell.
 
-    On an agent that keeps sockets open between executions (PROTOCOL.md §2.5 [ext]) the
+    On an agent that keeps sockets open between executions (docs/protocol.md §2.5 [ext]) the
     socket goes back to its :class:`AgentClient` once ``complete`` has arrived. If a
     socket that already carried an execution is closed cleanly (1000) before a single
     frame of this one arrived, the agent closed it as idle and never ran the code: the
@@ -236,7 +236,7 @@ class AgentClient:
         ca_bundle: PEM file of CAs to trust for https/wss (None: the system store).
 
     Attributes:
-        reuse: the agent runs several executions on one socket (PROTOCOL.md §2.5 [ext]);
+        reuse: the agent runs several executions on one socket (docs/protocol.md §2.5 [ext]);
             the session sets it from ``/health``. Then one warm socket is kept; otherwise
             sockets are opened ahead of need, as many as the pace of cells calls for.
     """

@@ -1,6 +1,6 @@
 """Control-plane error bodies → :mod:`hopx_kernel.errors` (pure).
 
-Reads both body shapes seen in HopX material (PROTOCOL.md §1): the flat
+Reads both body shapes seen in HopX material (docs/protocol.md §1): the flat
 ``{"error": "msg", "code": ...}`` of the docs and the nested
 ``{"error": {"message", "code", "request_id", "details"}}`` the Python SDK parses.
 

@@ -1,7 +1,7 @@
 """Comms and other pass-through Jupyter messages between the frontend and the sandbox.
 
 :class:`CommBridge` is what the kernel's comm, ``comm_info`` and cell-stream handlers
-call. It opens the sandbox's kernel channel when the agent has one (PROTOCOL.md §2.4),
+call. It opens the sandbox's kernel channel when the agent has one (docs/protocol.md §2.4),
 forwards the frontend's messages with their headers unchanged, publishes the sandbox's
 messages on iopub as they are, and remembers the comm ids the frontend knows so that,
 when the sandbox's kernel is replaced, the frontend is told ``comm_close`` for each.
@@ -33,7 +33,7 @@ PublishMsg = Callable[[dict, list], None]
 PublishNew = Callable[[str, dict], None]
 
 NO_CHANNEL_NOTE = (
-    "note: widgets need a sandbox with the kernel channel (PROTOCOL.md §2.4); this one has "
+    "note: widgets need a sandbox with the kernel channel (docs/protocol.md §2.4); this one has "
     "none, so the widget above cannot show or update.\n"
 )
 

@@ -1,4 +1,4 @@
-"""Async client for the HopX control plane (PROTOCOL.md §1): create, get, delete, keep alive.
+"""Async client for the HopX control plane (docs/protocol.md §1): create, get, delete, keep alive.
 
 Talks HTTP with tornado's client (already under ipykernel). Failures are translated
 into :mod:`hopx_kernel.errors` here, so nothing above sees a tornado exception. The API

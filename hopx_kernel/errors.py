@@ -9,7 +9,7 @@ library's internal traceback.
 
     HopxKernelError
     ├── ConfigError            a HOPX_* variable or a kernelspec value is invalid
-    ├── FrameError             a WebSocket frame broke the protocol (PROTOCOL.md §2.1)
+    ├── FrameError             a WebSocket frame broke the protocol (docs/protocol.md §2.1)
     ├── ControlPlaneError      the control plane answered with an error status
     │   ├── KeyRejected        401: the API key was refused
     │   ├── NotFound           404: unknown sandbox or template
@@ -54,7 +54,7 @@ class ConfigError(HopxKernelError):
 
 
 class FrameError(HopxKernelError):
-    """A frame that breaks PROTOCOL.md; ``code`` is the agent error code to answer with."""
+    """A frame that breaks docs/protocol.md; ``code`` is the agent error code to answer with."""
 
     ename = "HopxProtocolError"
 
@@ -64,7 +64,7 @@ class FrameError(HopxKernelError):
 
 
 class ControlPlaneError(HopxKernelError):
-    """An error status from the control plane (PROTOCOL.md §1).
+    """An error status from the control plane (docs/protocol.md §1).
 
     Attributes:
         status: the HTTP status.

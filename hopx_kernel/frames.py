@@ -1,4 +1,4 @@
-r"""WebSocket frames of ``/execute/stream`` (PROTOCOL.md §2.1, §2.2): parse, validate, encode.
+r"""WebSocket frames of ``/execute/stream`` (docs/protocol.md §2.1, §2.2): parse, validate, encode.
 
 Pure: text in, frame objects out, no sockets or clocks. The local sandbox server and the
 kernel both use this module, so the two ends cannot drift apart.
@@ -156,7 +156,7 @@ class Execute:
     workdir: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     allow_stdin: bool = False
-    #: [ext] the client asks for the extension frames (PROTOCOL.md §2.2)
+    #: [ext] the client asks for the extension frames (docs/protocol.md §2.2)
     extensions: bool = False
     #: [ext] run the cell under this Jupyter msg_id (the frontend's)
     msg_id: str | None = None

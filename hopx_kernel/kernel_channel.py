@@ -1,4 +1,4 @@
-"""The kernel's side of ``/kernel/channel`` (PROTOCOL.md §2.4): one socket per sandbox.
+"""The kernel's side of ``/kernel/channel`` (docs/protocol.md §2.4): one socket per sandbox.
 
 :class:`KernelChannel` numbers what it sends (``seq``), hands every message the agent
 sends to a callback, and reports the end of the socket once (``on_closed``), so the

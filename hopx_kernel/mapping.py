@@ -1,4 +1,4 @@
-"""Sandbox frames → Jupyter messages (PROTOCOL.md §3). Pure: no sockets, no clocks.
+"""Sandbox frames → Jupyter messages (docs/protocol.md §3). Pure: no sockets, no clocks.
 
 A :class:`CellMapper` follows one cell: :meth:`~CellMapper.feed` turns each frame into
 the iopub messages to publish now, and :meth:`~CellMapper.finish` gives the

@@ -161,7 +161,7 @@ class SandboxSession:
             health = await live.agent.health()
             live.features = health.get("features") or {}
             live.features.setdefault("version", health.get("version"))
-            # one warm socket for every cell (PROTOCOL.md §2.5); it needs extensions asked for
+            # one warm socket for every cell (docs/protocol.md §2.5); it needs extensions asked for
             live.agent.reuse = bool(live.features.get("stream_reuse") and live.features.get("stream_extensions"))
         except BaseException:
             control.close()
@@ -179,7 +179,7 @@ class SandboxSession:
         return live
 
     async def _probe_state(self, live: Live) -> bool | None:
-        """Set a marker in one execution and look for it in the next (PROTOCOL.md §2.1)."""
+        """Set a marker in one execution and look for it in the next (docs/protocol.md §2.1)."""
         marker = "_hopx_kernel_state_probe"
         try:
             for code in (f"import builtins; builtins.{marker} = 1", f"import builtins; print(hasattr(builtins, {marker!r}))"):
@@ -247,7 +247,7 @@ class SandboxSession:
 
     @property
     def has_channel(self) -> bool:
-        """Whether the live sandbox's agent has the kernel channel (PROTOCOL.md §2.4)."""
+        """Whether the live sandbox's agent has the kernel channel (docs/protocol.md §2.4)."""
         return bool(self._live and self._live.features.get("kernel_channel"))
 
     @property

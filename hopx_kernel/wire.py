@@ -1,4 +1,4 @@
-"""Jupyter messages on WebSockets (PROTOCOL.md §2.2 ``jupyter`` frames, §2.4 the channel).
+"""Jupyter messages on WebSockets (docs/protocol.md §2.2 ``jupyter`` frames, §2.4 the channel).
 
 Pure: bytes and dicts in, dicts and bytes out; no sockets or clocks. Both the kernel and
 the local sandbox server use it.
@@ -169,7 +169,7 @@ def _load(raw: str | bytes) -> tuple[Any, list[bytes]]:
 def parse_channel_frame(raw: str | bytes, *, from_client: bool = True) -> ChannelFrame:
     """Parse a channel frame strictly.
 
-    From a client, only the message types of PROTOCOL.md §2.4 on their channel are
+    From a client, only the message types of docs/protocol.md §2.4 on their channel are
     accepted, and ``seq``, when present, must be a positive integer.
 
     Raises:

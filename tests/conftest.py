@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import sys
 import tempfile
 import time
 import uuid
@@ -19,15 +18,34 @@ from pathlib import Path
 import psutil
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))  # for local_server_process
-
-from local_server_process import start_server  # noqa: E402
+from .support.local_server import start_server
 
 RUN_ID = uuid.uuid4().hex
 RUN_TMP = Path(tempfile.mkdtemp(prefix="hopx-test-run-"))
 os.environ["HKT_RUN_ID"] = RUN_ID
 os.environ["TMPDIR"] = str(RUN_TMP)
 tempfile.tempdir = None  # let tempfile pick up the new TMPDIR
+
+
+#: The suites (or single tests) that take minutes: marked ``slow``, so that
+#: ``pytest -m "not slow"`` is the fast loop. ``make test`` runs everything.
+SLOW = (
+    "tests/browser/",
+    "tests/reliability/",
+    "tests/kernel/test_notebooks.py",
+    "tests/kernel/test_cloud_mode.py::test_the_token_is_refreshed_before_it_expires",
+    "tests/kernel/test_lifecycle.py::test_killed_local_server_is_reported",
+    "tests/kernel/test_lifecycle.py::test_sigkill_of_the_kernel_takes_the_sandbox_with_it",
+    "tests/kernel/test_lifecycle.py::test_restart_gives_a_fresh_sandbox",
+    "tests/test_bench_smoke.py",
+    "tests/test_packaging.py",
+)
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.nodeid.startswith(SLOW):
+            item.add_marker(pytest.mark.slow)
 
 
 def run_processes() -> list[psutil.Process]:

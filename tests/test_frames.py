@@ -1,4 +1,4 @@
-"""Frames of /execute/stream (PROTOCOL.md §2.1, §2.2): parsing, validation, encoding."""
+"""Frames of /execute/stream (docs/protocol.md §2.1, §2.2): parsing, validation, encoding."""
 
 from __future__ import annotations
 

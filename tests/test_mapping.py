@@ -1,4 +1,4 @@
-"""Sandbox frames → Jupyter messages (PROTOCOL.md §3)."""
+"""Sandbox frames → Jupyter messages (docs/protocol.md §3)."""
 
 from __future__ import annotations
 

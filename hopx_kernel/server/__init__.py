@@ -1,6 +1,6 @@
 """The embedded local sandbox: a loopback stand-in for the HopX cloud.
 
-One tornado application on 127.0.0.1 serves both planes of PROTOCOL.md: the control
+One tornado application on 127.0.0.1 serves both planes of docs/protocol.md: the control
 plane (``/v1/sandboxes``, API key) and the agent plane (``/health``, ``/execute``,
 ``/execute/stream``, ``/files/*``, ``/env``, [ext] ``/complete`` and ``/inspect``),
 which is routed by each sandbox's own bearer token. Python runs in one IPython kernel

@@ -1,4 +1,4 @@
-"""Agent plane over HTTP (PROTOCOL.md §2, §2.3): health, blocking execute, env, completion.
+"""Agent plane over HTTP (docs/protocol.md §2, §2.3): health, blocking execute, env, completion.
 
 Requests are routed **by bearer token**: each sandbox's own ``auth_token`` opens that
 sandbox and no other; the server's API key is not an agent credential.
@@ -26,7 +26,7 @@ ASSIST_TIMEOUT = 2.0
 #: ...and for an idle one: Jedi's first inference in a new kernel takes 0.3-4 s, and a
 #: local ipykernel makes the frontend wait for it too.
 ASSIST_IDLE_TIMEOUT = 10.0
-#: Flat rich-output keys of ``/execute`` by MIME type (notes §2.4).
+#: Flat rich-output keys of ``/execute`` by MIME type (docs/protocol.md §2).
 RICH_KEYS = {
     "image/png": "png",
     "text/html": "html",
@@ -37,7 +37,7 @@ RICH_KEYS = {
 
 
 def health_body(stream_reuse: bool = True) -> dict[str, Any]:
-    """The ``/health`` answer; ``stream_extensions`` advertises PROTOCOL §2.2,
+    """The ``/health`` answer; ``stream_extensions`` advertises docs/protocol.md §2.2,
     ``stream_reuse`` §2.5 (several executions in turn on one socket)."""
     body = {
         "status": "healthy",

@@ -28,7 +28,7 @@ class ServerState:
         public_url: the agent URL sandbox objects advertise (``public_host``,
             ``direct_url``); ``base_url`` unless ``--public-url`` says otherwise.
         stream_reuse: several executions may run in turn on one ``/execute/stream``
-            socket when the execute frame asks for extensions (PROTOCOL.md §2.5 [ext]).
+            socket when the execute frame asks for extensions (docs/protocol.md §2.5 [ext]).
         stream_idle_timeout: seconds a reused socket may sit idle before the agent
             closes it with 1000.
     """

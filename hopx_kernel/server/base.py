@@ -41,8 +41,8 @@ def check_host(headers: Any) -> None:
 class JsonHandler(RequestHandler):
     """Base of every HTTP handler: JSON bodies and errors in the plane's shape.
 
-    ``plane`` selects the error body: ``"control"`` (nested, PROTOCOL §1) or
-    ``"agent"`` (flat ``error`` string, PROTOCOL §2).
+    ``plane`` selects the error body: ``"control"`` (nested, docs/protocol.md §1) or
+    ``"agent"`` (flat ``error`` string, docs/protocol.md §2).
     """
 
     plane = "control"

@@ -1,4 +1,4 @@
-"""``GET /kernel/channel``: Jupyter messages outside a cell's stream (PROTOCOL.md §2.4).
+"""``GET /kernel/channel``: Jupyter messages outside a cell's stream (docs/protocol.md §2.4).
 
 A :class:`ChannelHub` per sandbox joins the sandbox's IPython kernel and the channel
 connections: client messages (comms, ``comm_info_request``, ``debug_request``) go to the

@@ -1,4 +1,4 @@
-"""Control plane (PROTOCOL.md §1): create, list, get, end and adjust sandboxes.
+"""Control plane (docs/protocol.md §1): create, list, get, end and adjust sandboxes.
 
 Every call needs the server's API key (``X-API-Key`` or ``Authorization: Bearer``).
 Every 2xx answer has a JSON body, as the official SDK calls ``response.json()``.
@@ -21,7 +21,7 @@ ORGANIZATION_ID = 0
 
 
 def sandbox_object(sandbox: Sandbox, base_url: str, memory_mb: int | None = None) -> dict:
-    """The sandbox object of PROTOCOL §1 / notes §1.4 (create, get and list share it)."""
+    """The sandbox object of docs/protocol.md §1, with the fields the official SDK reads (create, get and list share it)."""
     return {
         "id": sandbox.id,
         "object": "sandbox",

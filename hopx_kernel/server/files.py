@@ -1,4 +1,4 @@
-"""Agent-plane file endpoints (PROTOCOL.md §2.3), confined to the sandbox's folder.
+"""Agent-plane file endpoints (docs/protocol.md §2.3), confined to the sandbox's folder.
 
 ``/workspace`` (and relative paths) map to the sandbox's folder; anything that
 escapes it is refused with 403 ``PATH_NOT_ALLOWED`` (:mod:`.paths`).

@@ -66,7 +66,7 @@ class Sandbox:
     token_expires_at: float = 0.0
     lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     end_reason: str | None = None
-    #: the kernel channel's connections and order bookkeeping (PROTOCOL.md §2.4)
+    #: the kernel channel's connections and order bookkeeping (docs/protocol.md §2.4)
     hub: ChannelHub = field(default_factory=ChannelHub)
 
     def __post_init__(self) -> None:

@@ -1,9 +1,9 @@
-"""``GET /execute/stream``: the WebSocket execution endpoint (PROTOCOL.md §2.1, §2.2).
+"""``GET /execute/stream``: the WebSocket execution endpoint (docs/protocol.md §2.1, §2.2).
 
 One connection carries one execution: the client's first frame is ``execute``; the
 server answers with output frames, one ``result``, ``complete`` and a 1000 close. An
 execute frame that asks for extensions keeps the connection open after ``complete`` for
-the next ``execute`` (PROTOCOL.md §2.5 [ext]); an idle connection is closed with 1000
+the next ``execute`` (docs/protocol.md §2.5 [ext]); an idle connection is closed with 1000
 ("idle") after ``ServerState.stream_idle_timeout`` seconds.
 While it runs the client may send ``interrupt`` and ``input_reply`` [ext]. Every bad
 frame is answered with an ``error`` frame and never disturbs the running execution;
@@ -154,7 +154,7 @@ class StreamHandler(WebSocketHandler):
         if not (request.extensions and getattr(self.state, "stream_reuse", False)):
             self.close(1000)
             return
-        # the socket stays open for the next execute frame (PROTOCOL.md §2.5 [ext])
+        # the socket stays open for the next execute frame (docs/protocol.md §2.5 [ext])
         self._task = self._control = None
         self._done = False
         self._idle = asyncio.get_running_loop().call_later(

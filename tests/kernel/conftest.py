@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from .helpers import start_kernel, stop_kernel
+from ..support.kernels import start_kernel, stop_kernel
 
 
 @pytest.fixture(scope="module")

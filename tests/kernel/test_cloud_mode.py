@@ -12,7 +12,7 @@ import urllib.request
 
 import pytest
 
-from .helpers import execute, running_kernel
+from ..support.kernels import execute, running_kernel
 
 
 class Serve:

@@ -1,4 +1,4 @@
-"""Cells through jupyter_client on the embedded sandbox: every row of PROTOCOL.md §3 that a
+"""Cells through jupyter_client on the embedded sandbox: every row of docs/protocol.md §3 that a
 frontend sees, streaming, ordering, big output, state, rich output and errors."""
 
 from __future__ import annotations
@@ -6,7 +6,7 @@ from __future__ import annotations
 import base64
 import hashlib
 
-from .helpers import execute
+from ..support.kernels import execute
 
 
 def test_stdout_streams_and_reply_ok(kc):

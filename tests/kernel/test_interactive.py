@@ -12,7 +12,7 @@ import unittest
 
 import jupyter_kernel_test
 
-from .helpers import KERNEL_NAME, execute
+from ..support.kernels import KERNEL_NAME, execute
 
 
 class HopxKernelTests(jupyter_kernel_test.KernelTests):

@@ -9,7 +9,15 @@ import psutil
 import pytest
 from jupyter_client.manager import KernelManager
 
-from .helpers import KERNEL_NAME, execute, family, running_kernel, start_kernel, stop_kernel, wait_gone
+from ..support.kernels import (
+    KERNEL_NAME,
+    execute,
+    family,
+    running_kernel,
+    start_kernel,
+    stop_kernel,
+    wait_gone,
+)
 
 LOOP = "import time\nprint('running', flush=True)\nwhile True:\n    time.sleep(0.05)"
 

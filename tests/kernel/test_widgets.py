@@ -1,6 +1,6 @@
 """Widgets across the sandbox, driven as a frontend drives them (jupyter_client, raw
 messages): comm messages in the cell's stream and on the kernel channel, in order, with
-headers and binary buffers kept (PROTOCOL.md §2.2, §2.4)."""
+headers and binary buffers kept (docs/protocol.md §2.2, §2.4)."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import nbformat
 import pytest
 from nbclient import NotebookClient
 
-from .helpers import KERNEL_NAME, execute
+from ..support.kernels import KERNEL_NAME, execute
 
 pytest.importorskip("ipywidgets")
 

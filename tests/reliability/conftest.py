@@ -2,12 +2,9 @@
 
 from __future__ import annotations
 
-import time
-
 import pytest
-from local_server_process import start_server
 
-from ..kernel.helpers import execute, running_kernel
+from ..support.local_server import start_server
 from .proxy import Proxy
 
 
@@ -25,33 +22,3 @@ def proxied_server():
     yield server
     proxy.close()
     assert server.stop() == 0
-
-
-def cloud_env(server, base_url: str | None = None, **extra: str) -> dict:
-    return {"HOPX_API_KEY": server.api_key, "HOPX_BASE_URL": base_url or server.base_url, **extra}
-
-
-kernel = running_kernel  # ``with kernel(env) as (km, kc):``
-
-
-def sandbox_id(kc) -> str:
-    """The current sandbox's id (provisioning one first if needed)."""
-    assert execute(kc, "pass").status == "ok"
-    text = execute(kc, "%hopx").stream()
-    return next(line for line in text.splitlines() if line.startswith("sandbox id")).split()[-1]
-
-
-def numbered_lines(text: str) -> list[int]:
-    """The numbers of lines ``line <n>`` in ``text`` (complete lines only)."""
-    return [int(l.split()[1]) for l in text.splitlines(keepends=True)
-            if l.startswith("line ") and l.endswith("\n")]
-
-
-def wait_for(predicate, timeout: float, what: str):
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = predicate()
-        if value:
-            return value
-        time.sleep(0.05)  # bounded poll of a condition
-    raise AssertionError(f"timed out after {timeout} s waiting for {what}")

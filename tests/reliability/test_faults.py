@@ -11,13 +11,13 @@ from __future__ import annotations
 import json
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from urllib.request import Request, urlopen
 from urllib.error import HTTPError
+from urllib.request import Request, urlopen
 
 import pytest
 
-from ..kernel.helpers import execute
-from .conftest import cloud_env, kernel, numbered_lines, sandbox_id
+from ..support.kernels import execute
+from ..support.reliability import cloud_env, kernel, numbered_lines, sandbox_id
 
 #: Prints ``line 1`` … ``line n`` one at a time, each flushed.
 LINES = "import time, sys\nfor i in range(1, {n} + 1):\n    print(f'line {{i}}', flush=True)\n    time.sleep({pause})\n"

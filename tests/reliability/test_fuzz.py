@@ -35,7 +35,7 @@ from hypothesis import strategies as st
 from websockets.asyncio.server import serve
 from websockets.exceptions import ConnectionClosed
 
-from ..kernel.helpers import execute, start_kernel, stop_kernel
+from ..support.kernels import execute, start_kernel, stop_kernel
 
 CELL_TIMEOUT = 20
 KNOWN = ("stdout", "stderr", "result", "complete", "error", "display", "clear_output", "input_request")

@@ -10,10 +10,10 @@ from pathlib import Path
 
 import httpx
 import psutil
-from local_server_process import KERNEL_MARK, start_server
 
-from ..kernel.helpers import execute, family, start_kernel, stop_kernel, wait_gone
-from .conftest import wait_for
+from ..support.kernels import execute, family, start_kernel, stop_kernel, wait_gone
+from ..support.local_server import KERNEL_MARK, start_server
+from ..support.reliability import wait_for
 
 CLOUD_CYCLES = 50
 EMBEDDED_CYCLES = 4

@@ -11,8 +11,8 @@ import pytest
 from hopx_kernel.embedded import limit_args
 from hopx_kernel.server.ipython import group_size
 
-from ..kernel.helpers import execute
-from .conftest import kernel, wait_for
+from ..support.kernels import execute
+from ..support.reliability import kernel, wait_for
 
 MEMORY_MB = 300
 MAX_PROCS = 20

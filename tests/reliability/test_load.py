@@ -9,9 +9,9 @@ from concurrent.futures import ThreadPoolExecutor
 
 import psutil
 import pytest
-from local_server_process import start_server
 
-from ..kernel.helpers import execute, start_kernel, stop_kernel
+from ..support.kernels import execute, start_kernel, stop_kernel
+from ..support.local_server import start_server
 
 KERNELS = 8
 CELLS = 200

@@ -13,22 +13,18 @@ import asyncio
 import json
 import re
 import stat
-import sys
-from pathlib import Path
 
 import httpx
 import psutil
 import pytest
-from local_server_process import KERNEL_MARK, start_server
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
-from server_helpers import create, delete  # noqa: E402
-
 from hopx_kernel.server.app import ServerState, make_app
 
-from ..kernel.helpers import execute
+from ..support.kernels import execute
+from ..support.local_server import KERNEL_MARK, start_server
+from ..support.server_helpers import create, delete
 
 METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE")
 
@@ -147,7 +143,7 @@ def test_no_secret_in_logs_outputs_messages_or_sandbox_process(server, tmp_path)
     tokens: set[str] = set()
     seen: list[str] = []
     with open(kernel_log, "w") as log:
-        from ..kernel.helpers import start_kernel, stop_kernel
+        from ..support.kernels import start_kernel, stop_kernel
 
         km, kc = start_kernel(env, stderr=log, stdout=log)
         try:

@@ -2,7 +2,7 @@
 
 Cloud mode against ``hopx-kernel serve --public-url <proxy>`` (the agent path runs through
 a TCP proxy that counts connections and can cut them): an agent that keeps a socket for
-several executions (PROTOCOL.md §2.5 [ext]) and closes it when idle, a socket dropped
+several executions (docs/protocol.md §2.5 [ext]) and closes it when idle, a socket dropped
 between two executions, and an agent without socket reuse (one execution per socket,
 sockets opened ahead of need). TLS failures: tests/reliability/test_tls.py.
 """
@@ -10,10 +10,10 @@ sockets opened ahead of need). TLS failures: tests/reliability/test_tls.py.
 from __future__ import annotations
 
 import pytest
-from local_server_process import start_server
 
-from ..kernel.helpers import execute
-from .conftest import cloud_env, kernel, numbered_lines, wait_for
+from ..support.kernels import execute
+from ..support.local_server import start_server
+from ..support.reliability import cloud_env, kernel, numbered_lines, wait_for
 from .proxy import Proxy
 
 #: A cell whose output is numbered lines ``start`` … ``start + 29``, stdout and stderr mixed.

@@ -5,10 +5,10 @@ clear error line naming the problem, with the kernel still usable afterwards."""
 from __future__ import annotations
 
 import pytest
-from local_server_process import start_server
 
-from ..kernel.helpers import execute
-from .conftest import cloud_env, kernel
+from ..support.kernels import execute
+from ..support.local_server import start_server
+from ..support.reliability import cloud_env, kernel
 
 trustme = pytest.importorskip("trustme")
 

@@ -12,7 +12,8 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from hopx_kernel import frames
-from server_helpers import collect, create, delete, of_type, run, stream_sync, text, ws_headers
+
+from ..support.server_helpers import collect, create, delete, of_type, run, stream_sync, text, ws_headers
 
 
 @pytest.fixture(scope="module")

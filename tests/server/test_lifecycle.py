@@ -9,9 +9,9 @@ import time
 
 import psutil
 import pytest
-from local_server_process import KERNEL_MARK, REPO, start_server
 
-from server_helpers import agent, create, of_type, stream_sync, text
+from ..support.local_server import KERNEL_MARK, REPO, start_server
+from ..support.server_helpers import agent, create, of_type, stream_sync, text
 
 
 def _kernels_of(server_pid: int) -> list[psutil.Process]:

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import httpx
 from hopx_ai import AsyncSandbox, Sandbox
-from server_helpers import run
+
+from ..support.server_helpers import run
 
 
 def test_async_sdk_stream_run_files_kill(local_server):

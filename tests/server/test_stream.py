@@ -9,7 +9,7 @@ import time
 import pytest
 from websockets.asyncio.client import connect
 
-from server_helpers import agent, collect, create, delete, of_type, run, stream_sync, text, ws_headers
+from ..support.server_helpers import agent, collect, create, delete, of_type, run, stream_sync, text, ws_headers
 
 
 @pytest.fixture
@@ -148,7 +148,7 @@ def test_timeout_then_sandbox_still_works(local_server, sandbox):
 def test_env_applies_once_and_workdir(local_server, sandbox):
     code = "import os\nprint(os.environ.get('ONCE'), os.getcwd().endswith('/sub'))"
     r = agent_mkdir = None
-    from server_helpers import agent
+    from ..support.server_helpers import agent
     r = agent(local_server, sandbox, "POST", "/files/mkdir", json={"path": "/workspace/sub"})
     assert r.status_code == 200
     first = stream_sync(local_server, sandbox, code, env={"ONCE": "1"}, workdir="/workspace/sub")
@@ -161,7 +161,7 @@ def test_env_applies_once_and_workdir(local_server, sandbox):
 
 
 def test_sandbox_env_vars_and_masking(local_server, sandbox):
-    from server_helpers import agent
+    from ..support.server_helpers import agent
 
     r = agent(local_server, sandbox, "PUT", "/env",
               json={"env_vars": {"PLAIN": "p", "API_TOKEN": "s3cret"}})
@@ -206,7 +206,7 @@ def test_go_is_refused(local_server, sandbox):
 
 
 def test_complete_and_inspect(local_server, sandbox):
-    from server_helpers import agent
+    from ..support.server_helpers import agent
 
     stream_sync(local_server, sandbox, "alpha_value = 3")
     r = agent(local_server, sandbox, "POST", "/complete", json={"code": "alpha_v", "cursor_pos": 7})
@@ -220,7 +220,7 @@ def test_complete_and_inspect(local_server, sandbox):
 
 
 def test_executions_in_turn_on_one_socket_only_when_asked(local_server, sandbox):
-    """PROTOCOL §2.5 [ext]: with ``"extensions": 1`` the socket carries the next execute
+    """docs/protocol.md §2.5 [ext]: with ``"extensions": 1`` the socket carries the next execute
     frame after ``complete``; without it (every official client) the agent closes with 1000."""
     health = agent(local_server, sandbox, "GET", "/health").json()
     assert health["features"]["stream_reuse"] == 1

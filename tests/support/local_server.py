@@ -1,4 +1,4 @@
-"""Start and stop a local sandbox server process (used by tests/conftest.py and tests)."""
+"""Start and stop a local sandbox server process (the session fixture and tests that need their own)."""
 
 from __future__ import annotations
 
@@ -12,9 +12,7 @@ import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
-
-
-REPO = Path(__file__).resolve().parents[1]
+REPO = Path(__file__).resolve().parents[2]
 KERNEL_MARK = "hopx_kernel.server.kernel_launcher"
 START_TIMEOUT = 60.0
 
@@ -39,10 +37,10 @@ class LocalServer:
             self.proc.send_signal(signal.SIGTERM)
         try:
             return self.proc.wait(timeout)
-        except subprocess.TimeoutExpired:
+        except subprocess.TimeoutExpired as exc:
             os.killpg(self.proc.pid, signal.SIGKILL)
             self.proc.wait(10)
-            raise AssertionError("the local server did not stop within 30 s of SIGTERM")
+            raise AssertionError(f"the local server did not stop within {timeout} s of SIGTERM") from exc
 
 
 def start_server(*args: str, env: dict | None = None, parent_pid: int | None = None) -> LocalServer:
