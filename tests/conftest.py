@@ -33,6 +33,7 @@ SLOW = (
     "tests/browser/",
     "tests/reliability/",
     "tests/kernel/test_notebooks.py",
+    "tests/kernel/test_parity.py::test_example_notebook",
     "tests/kernel/test_cloud_mode.py::test_the_token_is_refreshed_before_it_expires",
     "tests/kernel/test_lifecycle.py::test_killed_local_server_is_reported",
     "tests/kernel/test_lifecycle.py::test_sigkill_of_the_kernel_takes_the_sandbox_with_it",

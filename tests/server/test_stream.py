@@ -248,7 +248,6 @@ def test_executions_in_turn_on_one_socket_only_when_asked(local_server, sandbox)
 def test_inspect_with_the_cursor_past_the_code_answers_as_ipykernel_does(local_server, sandbox):
     """JupyterLab's completer documentation panel sends the code cut at the item's end and the
     cursor past it (``resolve()`` in @jupyterlab/completer); that was a 400 on every Tab."""
-    from server_helpers import agent
 
     r = agent(local_server, sandbox, "POST", "/inspect",
               json={"code": "len", "cursor_pos": 9, "detail_level": 0})
@@ -258,7 +257,6 @@ def test_inspect_with_the_cursor_past_the_code_answers_as_ipykernel_does(local_s
 
 
 def test_completion_has_types_and_signatures_as_local_ipykernel(local_server, sandbox):
-    from server_helpers import agent
 
     stream_sync(local_server, sandbox, "import os\ndef greet(n): return n")
     for _ in range(20):  # Jedi's first inference in a cold kernel may take longer than 2 s
