@@ -11,9 +11,9 @@ from typing import Any
 
 from .. import frames
 from ..errors import FrameError
+from ..text import strip_ansi
 from . import auth
 from .base import JsonHandler
-from .bodies import strip_ansi
 from .environment import mask_env, validate_env
 from .errors import ServerError
 from .execution import execute
