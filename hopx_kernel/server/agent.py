@@ -53,8 +53,10 @@ def health_body(stream_reuse: bool = True) -> dict[str, Any]:
         },
         "active_streams": 0,
     }
-    if not stream_reuse:
-        del body["features"]["stream_reuse"]
+    features = body["features"]
+    if not (stream_reuse and features.get("stream_extensions")):
+        # reuse is asked for with "extensions": 1, so it goes wherever extensions go
+        del features["stream_reuse"]
     return body
 
 
