@@ -95,7 +95,9 @@ def _cells(c, warm: int, n: int, code: str = "pass") -> list[float]:
 
 
 def latency_rows(plan, rtts=(0.0, 0.02, 0.08), tls=(False, True)) -> list[Metric]:
-    """One metric per (RTT, TLS): ms per back-to-back `pass` for each of :data:`KEYS`."""
+    """Per (RTT, TLS): ms per back-to-back `pass` for each of :data:`KEYS` (``lat_*``), and
+    the start (``lat_start_*``): kernel start → first `1+1` result, and the SDK's
+    ``AsyncSandbox.create`` → first result (the least a sandbox's first result can take)."""
     warm, n = plan.lat
     metrics = []
     certs = _Certs() if any(tls) else None
@@ -104,25 +106,29 @@ def latency_rows(plan, rtts=(0.0, 0.02, 0.08), tls=(False, True)) -> list[Metric
         for secure in tls:
             for rtt in rtts:
                 ms = rtt * 1e3
-                m = Metric(f"lat_{ms:.0f}" + ("_tls" if secure else ""),
-                           f"back-to-back `pass`, {ms:.0f} ms RTT" + (", TLS" if secure else ""),
-                           "ms")
-                m.notes["rtt_ms"] = f"{ms:g}"
+                tag = f"{ms:.0f}" + ("_tls" if secure else "")
+                how = f"{ms:.0f} ms RTT" + (", TLS" if secure else "")
+                m = Metric(f"lat_{tag}", f"back-to-back `pass`, {how}", "ms")
+                st = Metric(f"lat_start_{tag}", f"start → first result, {how}", "ms")
+                m.notes["rtt_ms"] = st.notes["rtt_ms"] = f"{ms:g}"
                 for key in KEYS:
                     rig = Rig(rtt, certs if secure else None, reuse=key != PLAIN)
                     try:
-                        if key == SDK:
-                            if secure:  # httpx and websockets in the SDK read it
-                                os.environ["SSL_CERT_FILE"] = certs.ca
-                            c = C.SdkContender(rig)
-                        else:
-                            c = C.KernelContender(C.CLOUD, rig)
-                        c.start()
-                        try:
-                            for v in _cells(c, warm, n):
-                                m.add(key, v * 1e3)
-                        finally:
-                            c.stop()
+                        if secure and key == SDK:  # httpx and websockets in the SDK read it
+                            os.environ["SSL_CERT_FILE"] = certs.ca
+                        for rep in range(plan.lat_starts if key != PLAIN else 1):
+                            c = C.SdkContender(rig) if key == SDK else C.KernelContender(C.CLOUD, rig)
+                            t0 = time.perf_counter()
+                            c.start()
+                            try:
+                                first = c.run("1+1")
+                                if key in (KERNEL, SDK):
+                                    st.add(key, (first.sent + first.result - t0) * 1e3)
+                                if rep == 0:
+                                    for v in _cells(c, warm, n):
+                                        m.add(key, v * 1e3)
+                            finally:
+                                c.stop()
                     finally:
                         rig.stop()
                         if saved is None:
@@ -131,7 +137,7 @@ def latency_rows(plan, rtts=(0.0, 0.02, 0.08), tls=(False, True)) -> list[Metric
                             os.environ["SSL_CERT_FILE"] = saved
                 _log(f"{m.id}: " + ", ".join(
                     f"{k} {sorted(v)[len(v) // 2]:.1f} ms" for k, v in m.samples.items()))
-                metrics.append(m)
+                metrics += [m, st]
     finally:
         if certs is not None:
             certs.stop()

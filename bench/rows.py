@@ -47,15 +47,16 @@ class Plan:
     restart: tuple[int, int] = (1, 6)
     nb: tuple[int, int] = (1, 5)
     nb8: tuple[int, int] = (0, 3)
-    runall: tuple[int, int] = (5, 40)
+    runall: tuple[int, int] = (10, 100)
     lat: tuple[int, int] = (5, 30)
+    lat_starts: int = 3  # kernel starts / SDK creates per latency setting
     batch: int = 8      # notebooks run concurrently in the batch row
     pause: float = 0.3  # seconds between throughput cells (ipykernel flush-timer artefact)
 
     @classmethod
     def smoke(cls) -> "Plan":
         return cls(rt=(3, 10), ttfo=(0, 1), mib50=(0, 1), print200k=(0, 1), start=(0, 1),
-                   restart=(0, 1), nb=(0, 1), nb8=(0, 1), runall=(2, 8), lat=(2, 8), batch=4,
+                   restart=(0, 1), nb=(0, 1), nb8=(0, 1), runall=(2, 8), lat=(2, 8), lat_starts=1, batch=4,
                    pause=0.1)
 
 
@@ -124,21 +125,25 @@ def run_all(live: dict, plan: Plan) -> list[Metric]:
     for c in live.values():
         c.run("import sys, time")
     warm, n = plan.runall
-    for key, c in live.items():
-        for i in range(warm + n):
-            v = c.run("pass").total * 1e3
-            if i >= warm:
-                m_pass.add(key, v)
-        for code, metric in ((CODE_B2B, m_out), (CODE_B2B_ERR, m_err)):
-            for i in range(warm + max(3, n // 4)):
-                v = c.run(code).first_stream * 1e3
-                if i >= warm:
-                    metric.add(key, v)
-        for i in range(max(1, warm // 2) + max(2, n // 8)):
+    block = 10  # cells in a row per contender; contenders rotate by block to cancel drift
+    for c in live.values():
+        for _ in range(warm):
+            c.run("pass")
+    for start in range(0, n, block):
+        for key, c in live.items():
+            for _ in range(min(block, n - start)):
+                m_pass.add(key, c.run("pass").total * 1e3)
+    for code, metric in ((CODE_B2B, m_out), (CODE_B2B_ERR, m_err)):
+        for _ in range(max(1, n // 25)):
+            for key, c in live.items():
+                for i in range(1 + 4):  # the first of a block follows other code: not counted
+                    v = c.run(code).first_stream * 1e3
+                    if i >= 1:
+                        metric.add(key, v)
+    for i in range(max(2, n // 8)):
+        for key, c in live.items():
             c.run(CODE_FLOOD)
-            v = c.run(CODE_B2B).first_stream * 1e3
-            if i >= max(1, warm // 2):
-                m_flood.add(key, v)
+            m_flood.add(key, c.run(CODE_B2B).first_stream * 1e3)
     return [m_pass, m_out, m_err, m_flood]
 
 

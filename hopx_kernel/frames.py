@@ -20,12 +20,12 @@ from __future__ import annotations
 
 import json
 import math
-import re
 from dataclasses import dataclass, field
 from typing import Any, Union
 
 from . import wire
 from .errors import FrameError
+from .text import SURROGATE
 
 #: The largest frame a client must accept: the ``websockets`` default ``max_size``.
 MAX_FRAME_BYTES = 1 << 20
@@ -185,8 +185,6 @@ ClientFrame = Union[Execute, InputReply, Interrupt]
 # ---------------------------------------------------------------- encoding
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
-#: Lone surrogates (e.g. from a ``"\ud800"`` escape) cannot be sent as UTF-8: keep them escaped.
-_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def to_dict(frame: AgentFrame | ClientFrame) -> dict[str, Any]:
@@ -268,8 +266,8 @@ def encode(frame: AgentFrame | ClientFrame, timestamp: str | None = None) -> str
     text = _dumps(obj)
     # lone surrogates can only be inside JSON strings, where an escape means the same; the
     # isascii() test (C speed) spares the regex scan for nearly all output
-    if not text.isascii() and _SURROGATE.search(text):
-        text = _SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    if not text.isascii() and SURROGATE.search(text):
+        text = SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     return text
 
 

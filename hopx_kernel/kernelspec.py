@@ -32,6 +32,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
+from .text import is_secret_name
+
 __all__ = [
     "DISPLAY_NAME",
     "KERNEL_NAME",
@@ -59,7 +61,6 @@ RESOURCES = next(
 )
 
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
-_SECRET_HINTS = ("KEY", "TOKEN", "SECRET", "PASSWORD", "PASSWD", "CREDENTIAL")
 
 
 def make_argv(executable: str | None = None) -> list[str]:
@@ -100,12 +101,6 @@ def make_kernel_dict(
         spec["env"] = dict(env)
     spec["metadata"] = {"debugger": False}
     return spec
-
-
-def is_secret_name(name: str) -> bool:
-    """Whether an environment variable name looks like it holds a secret."""
-    upper = name.upper()
-    return any(hint in upper for hint in _SECRET_HINTS)
 
 
 def write_kernel_spec(path: str | os.PathLike[str] | None = None, **kw: Any) -> str:

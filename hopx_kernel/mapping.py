@@ -2,7 +2,8 @@
 
 A :class:`CellMapper` follows one cell: :meth:`~CellMapper.feed` turns each frame into
 the iopub messages to publish now, and :meth:`~CellMapper.finish` gives the
-``execute_reply`` content (plus a last ``error`` message when the stream ended badly).
+``execute_reply`` content. A stream that ends badly is the kernel's to report
+(:meth:`~CellMapper.fail`), not something ``finish`` makes up.
 
 Rules kept here, in one place:
 - stream text is passed through untouched (``\\r`` and unicode included);
@@ -42,6 +43,7 @@ from .frames import (
     Result,
     Stream,
 )
+from .text import SURROGATE, strip_ansi
 
 Message = tuple[str, dict]
 
@@ -50,15 +52,7 @@ STDERR_TAIL_CHARS = 64 * 1024
 #: Coalesced stream messages stay below this many characters.
 COALESCE_CHARS = 512 * 1024
 
-#: UTF-16 surrogate code points: a JSON escape like ``"\\ud800"`` puts one, alone, in a str.
-_SURROGATE = re.compile("[\ud800-\udfff]")
-_ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 _EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warning|Iteration|ExceptionGroup))(?::\s?(.*))?$")
-
-
-def strip_ansi(text: str) -> str:
-    """Remove terminal colour codes."""
-    return _ANSI.sub("", text)
 
 
 def jupyter_safe(content: dict) -> dict:
@@ -77,15 +71,15 @@ def jupyter_safe(content: dict) -> dict:
         {'data': {'x': None}}
     """
     if content.keys() == {"name", "text"} and isinstance(content["text"], str):  # stream: hot path
-        if _SURROGATE.search(content["text"]):
-            return {"name": content["name"], "text": _SURROGATE.sub("\ufffd", content["text"])}
+        if SURROGATE.search(content["text"]):
+            return {"name": content["name"], "text": SURROGATE.sub("\ufffd", content["text"])}
         return content
     try:
-        if not _SURROGATE.search(json.dumps(content, ensure_ascii=False, allow_nan=False)):
+        if not SURROGATE.search(json.dumps(content, ensure_ascii=False, allow_nan=False)):
             return content
     except ValueError:  # a non-finite number
         pass
-    text = _SURROGATE.sub("\ufffd", json.dumps(content, ensure_ascii=False))  # only inside strings
+    text = SURROGATE.sub("\ufffd", json.dumps(content, ensure_ascii=False))  # only inside strings
     return json.loads(text, parse_constant=lambda _: None)
 
 

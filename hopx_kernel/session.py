@@ -128,6 +128,7 @@ class SandboxSession:
             base_url, api_key,
             ssl_context=client_context(cfg.ca_bundle) if base_url.startswith("https:") else None,
         )
+        live: Live | None = None
         try:
             if cfg.mode == "attach":
                 assert cfg.sandbox_id
@@ -158,12 +159,17 @@ class SandboxSession:
                 ping_timeout=cfg.ping_timeout,
                 ca_bundle=cfg.ca_bundle,
             )
+            # the first cell's socket opens while /health is asked: a round trip off the
+            # start (if the agent is not up yet the spare fails quietly and the cell connects)
+            live.agent.prepare()
             health = await live.agent.health()
             live.features = health.get("features") or {}
             live.features.setdefault("version", health.get("version"))
             # one warm socket for every cell (docs/protocol.md §2.5); it needs extensions asked for
             live.agent.reuse = bool(live.features.get("stream_reuse") and live.features.get("stream_extensions"))
         except BaseException:
+            if live is not None and live.agent is not None:
+                live.agent.close()
             control.close()
             raise
         if not live.features.get("stream_extensions"):

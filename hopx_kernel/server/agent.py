@@ -11,9 +11,9 @@ from typing import Any
 
 from .. import frames
 from ..errors import FrameError
+from ..text import strip_ansi
 from . import auth
 from .base import JsonHandler
-from .bodies import strip_ansi
 from .environment import mask_env, validate_env
 from .errors import ServerError
 from .execution import execute
@@ -57,8 +57,10 @@ def health_body(stream_reuse: bool = True) -> dict[str, Any]:
         },
         "active_streams": 0,
     }
-    if not stream_reuse:
-        del body["features"]["stream_reuse"]
+    features = body["features"]
+    if not (stream_reuse and features.get("stream_extensions")):
+        # reuse is asked for with "extensions": 1, so it goes wherever extensions go
+        del features["stream_reuse"]
     return body
 
 

@@ -9,12 +9,10 @@ Example:
 
 from __future__ import annotations
 
-import re
 import secrets
+import time
 from datetime import datetime, timezone
 from typing import Any
-
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[ -/]*[@-~]|\x1b\][^\x07]*\x07")
 
 
 def rfc3339(epoch: float) -> str:
@@ -24,17 +22,12 @@ def rfc3339(epoch: float) -> str:
 
 def now_rfc3339() -> str:
     """The current time as :func:`rfc3339`."""
-    return datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return rfc3339(time.time())
 
 
 def new_request_id() -> str:
     """A request id for error bodies and logs."""
     return "req_" + secrets.token_hex(8)
-
-
-def strip_ansi(text: str) -> str:
-    """``text`` without ANSI colour and cursor escape sequences."""
-    return _ANSI.sub("", text)
 
 
 def control_error_body(

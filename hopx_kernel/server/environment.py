@@ -14,8 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-#: Parts of a variable name that mark it as a secret (compared case-insensitively).
-SECRET_MARKERS = ("HOPX", "TOKEN", "KEY", "SECRET", "PASSWORD", "CREDENTIAL")
+from ..text import is_secret_name
+
 #: Prefixes of variables that belong to the server's own Jupyter session.
 SESSION_PREFIXES = ("JPY_", "JUPYTER_", "IPY_", "KERNEL_LAUNCH_", "PYDEVD_", "VSCODE_")
 #: Names dropped outright (session plumbing that would confuse a kernel).
@@ -23,18 +23,12 @@ SESSION_NAMES = frozenset({"MPLBACKEND", "PYTHONSTARTUP", "CLICOLOR_FORCE", "FOR
 MASK = "***MASKED***"
 
 
-def is_secret_name(name: str) -> bool:
-    """Whether a variable name looks like it holds a secret."""
-    upper = name.upper()
-    return any(marker in upper for marker in SECRET_MARKERS)
-
-
 def scrub_env(env: Mapping[str, str]) -> dict[str, str]:
-    """A copy of ``env`` without secret-looking or Jupyter-session variables."""
+    """A copy of ``env`` without secret-looking, HopX or Jupyter-session variables."""
     out = {}
     for name, value in env.items():
         upper = name.upper()
-        if is_secret_name(name) or upper.startswith(SESSION_PREFIXES) or upper in SESSION_NAMES:
+        if is_secret_name(name) or "HOPX" in upper or upper.startswith(SESSION_PREFIXES) or upper in SESSION_NAMES:
             continue
         out[name] = value
     return out

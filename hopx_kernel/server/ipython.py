@@ -42,11 +42,11 @@ KILL_AFTER = 10.0
 LIVENESS_EVERY = 0.25
 STARTUP_TIMEOUT = 60.0
 
-#: Evaluated by IPython after each execution: the working directory, so the server knows
-#: when a request's ``workdir`` needs no chdir (the SDK sends one on every call).
 #: Longest Unix socket path Linux accepts (sun_path is 108 bytes with its NUL).
 IPC_PATH_MAX = 107
 
+#: Evaluated by IPython after each execution: the working directory, so the server knows
+#: when a request's ``workdir`` needs no chdir (the SDK sends one on every call).
 CWD_EXPRESSION = {"cwd": "__import__('os').getcwd()"}
 #: A completion asked of every new kernel, so Jedi is loaded before the user's first Tab...
 WARM_COMPLETION = "import os; os.pa"

@@ -9,13 +9,14 @@ import pytest
 
 from hopx_kernel.errors import HopxKernelError
 from hopx_kernel.server import auth
-from hopx_kernel.server.bodies import agent_error_body, control_error_body, rfc3339, strip_ansi
+from hopx_kernel.server.bodies import agent_error_body, control_error_body, rfc3339
 from hopx_kernel.server.control import parse_create
 from hopx_kernel.server.environment import MASK, mask_env, scrub_env, validate_env
 from hopx_kernel.server.errors import PathNotAllowed, ServerError
 from hopx_kernel.server.execution import env_changes, postlude_code, prelude_code
 from hopx_kernel.server.ipython import death_reason
 from hopx_kernel.server.paths import to_host_path, to_sandbox_path
+from hopx_kernel.text import strip_ansi
 
 
 def test_tokens():
