@@ -91,6 +91,9 @@ def targets(metrics: dict[str, Metric]) -> list[tuple[str, str, dict[str, tuple[
     add("200k print lines ≥ 1.0× ipykernel", "×", "print200k", median_ratio, ge(1.0))
     add("kernel start → first result ≤ 2.0× ipykernel", "×", "start", median_ratio,
         le(2.0))
+    add("new notebook → idle ≤ 1.3× ipykernel", "×", "start_idle", median_ratio, le(1.3))
+    add("restart → first result ≤ 1.5× ipykernel", "×", "restart", median_ratio, le(1.5))
+    add("memory of kernel + sandbox ≤ 1.6× ipykernel", "×", "mem_total", median_ratio, le(1.6))
     add("kernel RSS growth during the 50 MiB cell ≤ 20 MB", "MB", "rss_kernel", med,
         le(20))
     add("kernel overhead over raw SDK stream, `pass` ≤ 3 ms/cell", "ms", "ovh_pass", med,

@@ -189,9 +189,33 @@ def print200k(live: dict, plan: Plan) -> list[Metric]:
 # ---------------------------------------------------------------------------- lifecycle rows
 
 
+def tree_rss_mb(pid: int) -> tuple[float, int]:
+    """RSS (MB) and process count of ``pid`` and everything it started (embedded mode: the
+    kernel, its local server and the sandbox's kernels)."""
+    import psutil
+
+    root = psutil.Process(pid)
+    procs = [root, *root.children(recursive=True)]
+    total = 0
+    for proc in procs:
+        try:
+            total += proc.memory_info().rss
+        except psutil.Error:
+            continue
+    return total / 1e6, len(procs)
+
+
+#: seconds a new kernel is left idle before its memory is read (pool refills, warm-ups)
+MEMORY_SETTLE = 2.0
+
+
 def startup(keys: list[str], server, plan: Plan) -> list[Metric]:
-    """Kernel start → first `1+1` result (SDK: AsyncSandbox.create → first result)."""
+    """Kernel start → idle (kernel_info answered: what a new notebook waits for) and → first
+    `1+1` result (SDK: AsyncSandbox.create → first result); then the RSS of the kernel and
+    every process it started (embedded: server and sandbox too), against ipykernel's."""
     m = Metric("start", "kernel start → first cell result", "s")
+    idle = Metric("start_idle", "new kernel → idle (kernel_info answered)", "s")
+    mem = Metric("mem_total", "memory of a kernel and its sandbox (RSS, all processes)", "MB")
     warm, n = plan.start
     for i in range(warm + n):
         for key in keys:
@@ -199,17 +223,26 @@ def startup(keys: list[str], server, plan: Plan) -> list[Metric]:
                 c = C.SdkContender(server)
                 t0 = time.perf_counter()
                 c.start()
+                ready = math.nan
                 run = c.run("1+1")
             else:
                 c = C.KernelContender(key, server)
                 t0 = time.perf_counter()
                 c.start()
+                ready = time.perf_counter() - t0
                 run = c.run("1+1")
             value = run.sent + run.result - t0
+            if i >= warm and key in (C.IPYKERNEL, C.EMBEDDED):
+                time.sleep(MEMORY_SETTLE)
+                rss, count = tree_rss_mb(c.pid)
+                mem.add(key, rss)
+                mem.notes[key] = f"{count} processes"
             c.stop()
             if i >= warm:
                 m.add(key, value)
-    return [m]
+                if key != C.SDK:
+                    idle.add(key, ready)
+    return [m, idle, mem]
 
 
 def restart(keys: list[str], server, plan: Plan) -> list[Metric]:

@@ -74,6 +74,9 @@ def start_server(parent_pid: int | None = None) -> subprocess.Popen:
         "--remove-root",  # also when the kernel is SIGKILLed and --parent-pid ends the server
         "--parent-pid", str(parent_pid or os.getpid()),
         "--log-level", "warning",
+        # the kernel's one sandbox is started at once; no spare kernel after it (~55 MB and a
+        # CPU-heavy boot competing with the first cell, for a server that ends with the kernel)
+        "--no-pool-refill",
         *limit_args(),
     ]
     proc = subprocess.Popen(

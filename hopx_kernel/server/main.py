@@ -54,6 +54,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--remove-root", action="store_true",
                    help="remove --root on exit, also when --parent-pid ended (embedded mode)")
     p.add_argument("--pool-size", type=int, default=1, help="warm IPython kernels to keep")
+    p.add_argument("--no-pool-refill", dest="pool_refill", action="store_false",
+                   help="start the --pool-size kernels once and do not replace those taken "
+                        "(embedded mode: its one sandbox is made at once, and a spare kernel "
+                        "would only cost memory until the kernel ends)")
     p.add_argument("--memory-limit-mb", type=int, default=None,
                    help="address-space cap per sandbox process (RLIMIT_AS)")
     p.add_argument("--max-procs", type=int, default=None,
@@ -104,7 +108,8 @@ async def serve(args: argparse.Namespace) -> int:
             p for p in (package_parent, kernel_env.get("PYTHONPATH")) if p)
 
     pool = KernelPool(root, args.pool_size,
-                      lambda folder: IPythonRunner(folder, kernel_env, runtime, limits))
+                      lambda folder: IPythonRunner(folder, kernel_env, runtime, limits),
+                      refill=args.pool_refill)
     registry = Registry(pool, token_ttl=args.token_ttl)
     state = ServerState(api_key=args.token or auth.new_token(), registry=registry,
                         ctx=Context(registry, base_env, limits))

@@ -39,9 +39,14 @@ class KernelPool:
         make_runner: builds an (unstarted) runner for a sandbox folder.
     """
 
-    def __init__(self, root: Path, size: int, make_runner: Callable[[Path], IPythonRunner]):
+    def __init__(
+        self, root: Path, size: int, make_runner: Callable[[Path], IPythonRunner], refill: bool = True
+    ):
         self.root = root
         self.size = max(0, size)
+        #: False: the first ``size`` kernels are started ahead, later ones only on demand
+        self.refill = refill
+        self._started_ahead = 0
         self._make_runner = make_runner
         self._ready: asyncio.Queue[Entry] = asyncio.Queue()
         self._waiting = 0
@@ -68,14 +73,21 @@ class KernelPool:
         """Begin filling the pool in the background."""
         self._kick()
 
+    def _target(self) -> int:
+        """How many ready kernels the pool wants now."""
+        ahead = self.size if self.refill else max(0, self.size - self._started_ahead)
+        return ahead + self._waiting
+
     def _kick(self) -> None:
         if self._closed or (self._filler is not None and not self._filler.done()):
             return
-        if self._ready.qsize() < self.size + self._waiting:
+        if self._ready.qsize() < self._target():
             self._filler = asyncio.get_running_loop().create_task(self._fill())
 
     async def _fill(self) -> None:
-        while not self._closed and self._ready.qsize() < self.size + self._waiting:
+        while not self._closed and self._ready.qsize() < self._target():
+            if not self._waiting:
+                self._started_ahead += 1
             task = asyncio.ensure_future(self._make())
             self._starting.add(task)
             try:

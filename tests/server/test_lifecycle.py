@@ -100,3 +100,20 @@ def test_limit_flags_parse(flag):
 
     args = build_parser().parse_args([flag, "512"])
     assert (args.memory_limit_mb or args.max_procs) == 512
+
+
+def test_no_pool_refill_keeps_one_kernel_per_sandbox_and_starts_more_on_demand(tmp_path):
+    """Embedded mode (--no-pool-refill): the kernel started ahead serves the first sandbox and
+    no spare replaces it (~55 MB saved); a second sandbox still gets a kernel, on demand."""
+    server = start_server("--root", str(tmp_path / "root"), "--pool-size", "1", "--no-pool-refill")
+    try:
+        first = create(server)
+        assert text(stream_sync(server, first, "print(1)")) == "1\n"
+        # the server answers create only once the kernel is taken, so a refill would have
+        # started by now; stream_sync's whole round trip gives it time to show up
+        assert len(_kernels_of(server.proc.pid)) == 1
+        second = create(server)
+        assert text(stream_sync(server, second, "print(2)")) == "2\n"
+        assert len(_kernels_of(server.proc.pid)) == 2
+    finally:
+        assert server.stop() == 0
