@@ -256,8 +256,8 @@ class AgentClient:
         self._token = token
         self.ping_interval = ping_interval
         self.ping_timeout = ping_timeout
-        #: one context for every socket: the CA file is read once
-        self._ssl = client_context(ca_bundle) if self.public_host.startswith("https:") else None
+        #: one context for every socket (also the kernel channel's): the CA file is read once
+        self.ssl_context = client_context(ca_bundle) if self.public_host.startswith("https:") else None
         self._http = new_client()
         self.reuse = False
         self._warm: ClientConnection | None = None
@@ -289,7 +289,7 @@ class AgentClient:
                 additional_headers=self._headers(),
                 compression=None if self._local else "deflate",
                 proxy=None if self._local else True,
-                ssl=self._ssl,
+                ssl=self.ssl_context,
                 max_size=MAX_INCOMING,
                 ping_interval=self.ping_interval,
                 ping_timeout=self.ping_timeout,
@@ -398,7 +398,7 @@ class AgentClient:
         action, where = f"call {path}", f"the sandbox at {self.public_host}"
         response = await fetch(
             self._http, method, url, headers=hdrs, body=payload, timeout=timeout,
-            action=action, where=where, hint="Run the cell again.", ssl_context=self._ssl,
+            action=action, where=where, hint="Run the cell again.", ssl_context=self.ssl_context,
         )
         return response.body if raw else json_body(response, action=action, where=where)
 

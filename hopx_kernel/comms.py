@@ -90,7 +90,8 @@ class CommBridge:
                 return None
             if self._channel is None or not self._channel.open_now:
                 self._channel = await KernelChannel.open(
-                    live.info.public_host, live.token, self._on_frame, self._on_closed
+                    live.info.public_host, live.token, self._on_frame, self._on_closed,
+                    ssl_context=live.agent.ssl_context,
                 )
             return self._channel
 

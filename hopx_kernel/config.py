@@ -17,6 +17,9 @@ Variables:
     HOPX_PING_INTERVAL   seconds between WebSocket pings while a cell runs (default 20).
     HOPX_PING_TIMEOUT    seconds without a pong before the sandbox counts as stalled
                          (default 20).
+    HOPX_LOCAL_MEMORY_MB embedded mode: memory (address-space) cap of the local sandbox's
+                         Python, in MB (default: none).
+    HOPX_LOCAL_MAX_PROCS embedded mode: process cap of the local sandbox (default: none).
     HOPX_LOG_LEVEL       the kernel's log level: DEBUG, INFO, WARNING (default), ERROR or
                          CRITICAL.
     HOPX_CA_BUNDLE       PEM file of CA certificates to trust for https/wss instead of the
@@ -67,18 +70,23 @@ class Config:
     ping_timeout: float = 20.0
     log_level: str = "WARNING"
     ca_bundle: str | None = None
+    local_memory_mb: int | None = None
+    local_max_procs: int | None = None
 
 
-def _number(env: Mapping[str, str], name: str, default, *, minimum: float = 0.0, cast=float):
+def _number(
+    env: Mapping[str, str], name: str, default, *, minimum: float = 0.0, cast=float, unit: str = "seconds"
+):
     raw = env.get(name, "").strip()
     if not raw:
         return default
+    hint = f"Set it to a number of {unit}." if cast is float else f"Set it to a whole number of {unit}."
     try:
         value = cast(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name}={raw!r} is not a number", "Set it to a number of seconds.") from exc
+        raise ConfigError(f"{name}={raw!r} is not a number", hint) from exc
     if not math.isfinite(value):
-        raise ConfigError(f"{name}={raw!r} is not a number", "Set it to a number of seconds.")
+        raise ConfigError(f"{name}={raw!r} is not a number", hint)
     if value < minimum:
         raise ConfigError(f"{name}={raw!r} is too small", f"Use a value of at least {minimum:g}.")
     return value
@@ -144,6 +152,8 @@ def from_env(env: Mapping[str, str]) -> Config:
         ping_interval=_number(env, "HOPX_PING_INTERVAL", 20.0, minimum=0.05),
         ping_timeout=_number(env, "HOPX_PING_TIMEOUT", 20.0, minimum=0.05),
         log_level=_log_level(env),
+        local_memory_mb=_number(env, "HOPX_LOCAL_MEMORY_MB", None, minimum=1, cast=int, unit="MB"),
+        local_max_procs=_number(env, "HOPX_LOCAL_MAX_PROCS", None, minimum=1, cast=int, unit="processes"),
         ca_bundle=(env.get("HOPX_CA_BUNDLE", "").strip() or env.get("SSL_CERT_FILE", "").strip()
                    or None),
     )

@@ -19,7 +19,7 @@ import subprocess
 import sys
 import tempfile
 
-from .config import from_env
+from .config import Config, from_env
 from .errors import ConfigError, Unreachable
 
 _prestarted: subprocess.Popen | None = None
@@ -41,26 +41,23 @@ def server_env(environ: dict[str, str] | None = None) -> dict[str, str]:
     return env
 
 
-#: Kernel variables that set the local sandbox's caps, and the server option each becomes.
-LIMIT_VARS = {"HOPX_LOCAL_MEMORY_MB": "--memory-limit-mb", "HOPX_LOCAL_MAX_PROCS": "--max-procs"}
+def limit_args(config: Config) -> list[str]:
+    """``HOPX_LOCAL_MEMORY_MB`` / ``HOPX_LOCAL_MAX_PROCS`` (read by :func:`.config.from_env`,
+    which refuses a value that is not a number) → the server's limit options.
 
-
-def limit_args(environ: dict[str, str] | None = None) -> list[str]:
-    """``HOPX_LOCAL_MEMORY_MB`` / ``HOPX_LOCAL_MAX_PROCS`` → the server's limit options.
-
-    A value that is not a number is passed on as is: the server then refuses to start
-    and says why, rather than the cap being silently dropped.
+    Example:
+        >>> limit_args(Config(local_memory_mb=512))
+        ['--memory-limit-mb', '512']
     """
-    environ = os.environ if environ is None else environ
     out: list[str] = []
-    for name, option in LIMIT_VARS.items():
-        value = (environ.get(name) or "").strip()
-        if value:
-            out += [option, value]
+    if config.local_memory_mb:
+        out += ["--memory-limit-mb", str(config.local_memory_mb)]
+    if config.local_max_procs:
+        out += ["--max-procs", str(config.local_max_procs)]
     return out
 
 
-def start_server(parent_pid: int | None = None) -> subprocess.Popen:
+def start_server(config: Config, parent_pid: int | None = None) -> subprocess.Popen:
     """Spawn ``python -m hopx_kernel.server`` on a free loopback port; returns at once.
 
     The server's folder (sandboxes and kernel files) is made here and removed by
@@ -77,7 +74,7 @@ def start_server(parent_pid: int | None = None) -> subprocess.Popen:
         # the kernel's one sandbox is started at once; no spare kernel after it (~55 MB and a
         # CPU-heavy boot competing with the first cell, for a server that ends with the kernel)
         "--no-pool-refill",
-        *limit_args(),
+        *limit_args(config),
     ]
     proc = subprocess.Popen(
         argv,
@@ -96,20 +93,20 @@ def prestart() -> None:
     """Start the server now if this process will run in embedded mode."""
     global _prestarted
     try:
-        embedded = from_env(os.environ).mode == "embedded"
+        config = from_env(os.environ)
     except ConfigError:
-        embedded = False  # the kernel reports it on the first cell
-    if _prestarted is None and embedded:
-        _prestarted = start_server()
+        return  # the kernel reports it on the first cell
+    if _prestarted is None and config.mode == "embedded":
+        _prestarted = start_server(config)
 
 
-def take_server() -> subprocess.Popen:
+def take_server(config: Config) -> subprocess.Popen:
     """The pre-started server if there is one, else a newly started one."""
     global _prestarted
     proc, _prestarted = _prestarted, None
     if proc is not None and proc.poll() is None:
         return proc
-    return start_server()
+    return start_server(config)
 
 
 async def wait_ready(proc: subprocess.Popen, timeout: float = 60.0) -> tuple[str, str]:

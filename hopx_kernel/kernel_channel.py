@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import ssl
 from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
@@ -18,6 +20,7 @@ from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidSta
 from . import wire
 from .agent import MAX_INCOMING, ws_url
 from .errors import FrameError, Unreachable
+from .tls import tls_error
 
 log = logging.getLogger(__name__)
 
@@ -44,10 +47,12 @@ class KernelChannel:
 
     @classmethod
     async def open(cls, public_host: str, token: str, on_frame: OnFrame,
-                   on_closed: Callable[[int | None], None]) -> KernelChannel:
-        """Connect to the agent's channel.
+                   on_closed: Callable[[int | None], None], *,
+                   ssl_context: ssl.SSLContext | None = None) -> KernelChannel:
+        """Connect to the agent's channel (``ssl_context``: the agent client's, for wss).
 
         Raises:
+            TlsError: the TLS handshake failed; the message names the certificate problem.
             Unreachable: the agent refused or could not be reached.
         """
         url = ws_url(public_host, "/kernel/channel")
@@ -56,6 +61,7 @@ class KernelChannel:
                 url,
                 additional_headers={"Authorization": f"Bearer {token}"},
                 compression=None,
+                ssl=ssl_context if url.startswith("wss:") else None,
                 max_size=MAX_INCOMING,
                 ping_interval=20,
                 ping_timeout=20,
@@ -64,6 +70,9 @@ class KernelChannel:
                 user_agent_header=None,
             )
         except (InvalidStatus, OSError, InvalidHandshake, asyncio.TimeoutError) as exc:
+            tls = tls_error(exc, urlsplit(public_host).netloc)
+            if tls is not None:
+                raise tls from exc
             raise Unreachable(
                 f"Could not open the sandbox's kernel channel ({exc.__class__.__name__})",
                 "Widgets and the debugger need it; run the cell again.",

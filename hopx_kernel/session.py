@@ -119,7 +119,7 @@ class SandboxSession:
         cfg = self.config
         if cfg.mode == "embedded":
             if self._server is None or self._server.poll() is not None:
-                self._server = embedded.take_server()
+                self._server = embedded.take_server(cfg)
             base_url, api_key = await embedded.wait_ready(self._server)
         else:
             assert cfg.base_url and cfg.api_key

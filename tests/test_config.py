@@ -128,3 +128,22 @@ def test_ca_bundle_from_hopx_ca_bundle_then_ssl_cert_file():
     assert from_env({"SSL_CERT_FILE": "/etc/s.pem"}).ca_bundle == "/etc/s.pem"
     assert from_env({"HOPX_CA_BUNDLE": "/h.pem", "SSL_CERT_FILE": "/etc/s.pem"}).ca_bundle == "/h.pem"
     assert from_env({"HOPX_CA_BUNDLE": " ", "SSL_CERT_FILE": ""}).ca_bundle is None
+
+
+def test_local_caps():
+    config = from_env({"HOPX_LOCAL_MEMORY_MB": "512", "HOPX_LOCAL_MAX_PROCS": " 64 "})
+    assert (config.local_memory_mb, config.local_max_procs) == (512, 64)
+    assert (Config().local_memory_mb, Config().local_max_procs) == (None, None)
+
+
+@pytest.mark.parametrize(
+    ("name", "raw", "line"),
+    [
+        ("HOPX_LOCAL_MEMORY_MB", "lots", "HOPX_LOCAL_MEMORY_MB='lots' is not a number. Set it to a whole number of MB."),
+        ("HOPX_LOCAL_MAX_PROCS", "0", "HOPX_LOCAL_MAX_PROCS='0' is too small. Use a value of at least 1."),
+    ],
+)
+def test_bad_local_caps_are_config_errors(name, raw, line):
+    with pytest.raises(ConfigError) as info:
+        from_env({name: raw})
+    assert info.value.line() == line

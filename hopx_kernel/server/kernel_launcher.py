@@ -16,7 +16,9 @@ handing over to ``IPKernelApp`` it:
   whatever the other stream still buffers;
 - writes leaner than ipykernel's own (the buffer key is cached per parent header, and a
   fork hook replaces a getpid() call per write), so a ``print`` loop in the sandbox runs
-  ~1.5x faster than in a local ipykernel; forked children and echo take ipykernel's path.
+  ~1.5x faster than in a local ipykernel; echo takes ipykernel's path;
+- a forked child writes into a pipe of its own, drained before the parent sends anything,
+  so a joined child's output comes before the parent's later writes (:mod:`.forked_output`).
 """
 
 from __future__ import annotations
@@ -25,6 +27,7 @@ import os
 import sys
 
 from ..frames import ASCII_CHUNK_CHARS
+from .forked_output import ForkedOutput
 
 MEMORY_ENV = "HOPX_LOCAL_MEMORY_LIMIT_MB"
 NPROC_ENV = "HOPX_LOCAL_MAX_PROCS"
@@ -73,6 +76,7 @@ def _patch_streams() -> None:
 
     in_master = [True]  # False in a forked child (multiprocessing), where ipykernel's own path runs
     os.register_at_fork(after_in_child=lambda: in_master.__setitem__(0, False))
+    forked = _forked_output(OutStream)
 
     def lean_write(self: OutStream, string: str) -> int | None:
         last = last_stream[0]
@@ -81,6 +85,8 @@ def _patch_streams() -> None:
                 last.flush()
             last_stream[0] = self
         if not (in_master[0] and self.echo is None and self.pub_thread is not None and type(string) is str):
+            if not in_master[0] and type(string) is str and forked.write(self.name, string):
+                return len(string)  # a forked child: straight into its pipe to the parent
             return original_write(self, string)  # the rare paths, as ipykernel does them
         # ipykernel's write, less a frozenset of the parent header and a getpid() per call
         parent = self.parent_header
@@ -125,6 +131,7 @@ def _patch_streams() -> None:
         # thread, so nothing leaves until the whole batch is serialised; send each at once.
         self._flush_pending = False
         self._subprocess_flush_pending = False
+        forked.drain()  # what joined children wrote comes before what the parent wrote since
         direct = _DirectSend(pub)
         for parent, data in self._flush_buffers():
             if data:
@@ -153,6 +160,48 @@ def _patch_streams() -> None:
     OutStream._schedule_flush = schedule_flush  # type: ignore[method-assign]
     OutStream._flush = timed_flush  # type: ignore[method-assign]
     OutStream._flush_buffers = bounded_buffers  # type: ignore[method-assign]
+
+
+def _forked_output(OutStream) -> ForkedOutput:
+    """Forked children's output through a pipe each (see :mod:`.forked_output`)."""
+    from tornado.ioloop import IOLoop
+
+    def streams() -> dict:
+        return {s.name: s for s in (sys.stdout, sys.stderr) if isinstance(s, OutStream)}
+
+    def send(name: str, text: str, parent: dict) -> None:
+        stream = streams().get(name)
+        if stream is None or stream.pub_thread is None:
+            return
+        msg = stream.session.msg("stream", {"name": name, "text": text}, parent=parent)
+        stream.session.send(_DirectSend(stream.pub_thread), msg, ident=stream.topic)
+
+    watched: set[int] = set()  # touched on the IO thread only
+
+    def io_loop():
+        stream = streams().get("stdout")
+        return stream.pub_thread.io_loop if stream is not None and stream.pub_thread else None
+
+    def start_watch(fd: int) -> None:
+        loop = io_loop()
+        if loop is not None and fd not in watched and forked.has(fd):
+            watched.add(fd)
+            loop.add_handler(fd, lambda fd, events: forked.readable(fd), IOLoop.READ)
+
+    def watch(fd: int) -> None:
+        loop = io_loop()
+        if loop is not None:
+            loop.add_callback(start_watch, fd)
+
+    def unwatch(fd: int) -> None:
+        loop = io_loop()
+        if fd in watched and loop is not None:
+            watched.discard(fd)
+            loop.remove_handler(fd)
+
+    forked = ForkedOutput(send, streams, watch, unwatch)
+    forked.install()
+    return forked
 
 
 def _drop_session_vars() -> None:

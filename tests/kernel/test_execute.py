@@ -187,6 +187,22 @@ def test_output_of_a_forked_child_process_reaches_the_cell(kc):
     assert "child 0\n" in out and "child 1\n" in out and out.endswith("parent done\n")
 
 
+def test_a_joined_forked_childs_output_comes_before_the_parents_next_write(kc):
+    # 100 times in one cell: before each child wrote into a pipe of its own, about 4 cells
+    # in 100 got 'child 1parent done\n\n' (the child's last write arrived late)
+    code = (
+        "import multiprocessing as mp, sys\n"
+        "def work(n):\n    print(f'child {n}', flush=True); print(f'err {n}', file=sys.stderr)\n"
+        "ctx = mp.get_context('fork')\n"
+        "for i in range(100):\n"
+        "    p = ctx.Process(target=work, args=(i,)); p.start(); p.join()\n"
+        "    print(f'parent {i}')\n"
+    )
+    cell = execute(kc, code, timeout=120)
+    assert cell.stream("stdout") == "".join(f"child {i}\nparent {i}\n" for i in range(100))
+    assert cell.stream("stderr") == "".join(f"err {i}\n" for i in range(100))
+
+
 def test_output_from_a_thread_lands_in_the_cell_that_started_it(kc):
     code = (
         "import threading\n"

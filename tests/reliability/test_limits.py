@@ -8,6 +8,7 @@ import os
 import psutil
 import pytest
 
+from hopx_kernel.config import from_env
 from hopx_kernel.embedded import limit_args
 from hopx_kernel.server.ipython import group_size
 
@@ -26,8 +27,8 @@ def capped():
 
 def test_limit_variables_become_server_options():
     env = {"HOPX_LOCAL_MEMORY_MB": "512", "HOPX_LOCAL_MAX_PROCS": "64"}
-    assert limit_args(env) == ["--memory-limit-mb", "512", "--max-procs", "64"]
-    assert limit_args({}) == []
+    assert limit_args(from_env(env)) == ["--memory-limit-mb", "512", "--max-procs", "64"]
+    assert limit_args(from_env({})) == []
 
 
 def test_unbounded_allocation_is_one_clear_error_and_the_next_cell_works(capped):

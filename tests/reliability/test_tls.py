@@ -94,3 +94,16 @@ def test_unreadable_ca_bundle_is_a_config_error(tls_server, tmp_path):
         error = execute(kc, "1").of("error")[0]
         assert error["ename"] == "HopxConfigError", error
         assert "cannot be read as PEM certificates" in error["evalue"]
+
+
+def test_the_kernel_channel_uses_the_same_trust(tls_server, ca_file):
+    """``/kernel/channel`` (comms, widgets) is wss too: comm_info is answered by the
+    sandbox's kernel through it, so a comm the sandbox opened is listed."""
+    with kernel(_env(tls_server, HOPX_CA_BUNDLE=ca_file)) as (_, kc):
+        cell = execute(kc, "from comm import create_comm\nc = create_comm(target_name='tls-check')")
+        assert cell.status == "ok", cell.reply
+        msg_id = kc.comm_info()
+        reply = kc.get_shell_msg(timeout=30)
+        assert reply["parent_header"]["msg_id"] == msg_id
+        comms = reply["content"]["comms"]
+        assert [c["target_name"] for c in comms.values()] == ["tls-check"], comms

@@ -53,7 +53,7 @@ def test_the_instance_state_the_patch_reads_and_writes(stream):
 
 def test_the_iopub_thread_parts_the_patch_uses(stream):
     _, pub = stream
-    for name in ("_really_send", "schedule", "thread"):
+    for name in ("_really_send", "schedule", "thread", "io_loop"):
         assert hasattr(pub, name), _changed(f"IOPubThread.{name} (gone)")
     assert isinstance(pub.thread, threading.Thread), _changed("IOPubThread.thread")
 
