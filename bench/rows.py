@@ -50,13 +50,14 @@ class Plan:
     runall: tuple[int, int] = (10, 100)
     lat: tuple[int, int] = (5, 30)
     lat_starts: int = 3  # kernel starts / SDK creates per latency setting
+    lat_notebooks: int = 2  # 20-cell nbclient notebooks per latency setting
     batch: int = 8      # notebooks run concurrently in the batch row
     pause: float = 0.3  # seconds between throughput cells (ipykernel flush-timer artefact)
 
     @classmethod
     def smoke(cls) -> "Plan":
         return cls(rt=(3, 10), ttfo=(0, 1), mib50=(0, 1), print200k=(0, 1), start=(0, 1),
-                   restart=(0, 1), nb=(0, 1), nb8=(0, 1), runall=(2, 8), lat=(2, 8), lat_starts=1, batch=4,
+                   restart=(0, 1), nb=(0, 1), nb8=(0, 1), runall=(2, 8), lat=(2, 8), lat_starts=1, lat_notebooks=0, batch=4,
                    pause=0.1)
 
 

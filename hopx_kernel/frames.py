@@ -25,7 +25,7 @@ from typing import Any, Union
 
 from . import wire
 from .errors import FrameError
-from .text import SURROGATE
+from .text import SURROGATE, strip_ansi
 
 #: The largest frame a client must accept: the ``websockets`` default ``max_size``.
 MAX_FRAME_BYTES = 1 << 20
@@ -156,7 +156,8 @@ class Execute:
     workdir: str | None = None
     env: dict[str, str] = field(default_factory=dict)
     allow_stdin: bool = False
-    #: [ext] the client asks for the extension frames (docs/protocol.md §2.2)
+    #: the client asked for [ext] frames and fields (``"extensions": 1``, docs/protocol.md
+    #: §2.2); without it an agent sends exactly HopX's frames (:func:`hopx_frames`)
     extensions: bool = False
     #: [ext] run the cell under this Jupyter msg_id (the frontend's)
     msg_id: str | None = None
@@ -183,6 +184,33 @@ ClientFrame = Union[Execute, InputReply, Interrupt]
 
 
 # ---------------------------------------------------------------- encoding
+
+def hopx_frames(frame: AgentFrame, *, timed_out: bool = False) -> list[AgentFrame]:
+    """What an agent sends for ``frame`` to a client that did not ask for extensions.
+
+    Exactly HopX's frames (docs/protocol.md §2.1): stream, ``error`` and ``complete`` pass; a
+    ``result`` loses its [ext] fields and its traceback goes to ``stderr`` as text first
+    (as ``/execute`` puts it), except after a timeout, which the ``error`` frame already
+    says; every other frame (display, clear_output, input_request, any later [ext] type)
+    is dropped.
+
+    Example:
+        >>> [type(f).__name__ for f in hopx_frames(Result(1, ename="E", traceback=["E: x"]))]
+        ['Stream', 'Result']
+        >>> hopx_frames(Display({"text/plain": "1"}))
+        []
+    """
+    if isinstance(frame, (Stream, Complete, AgentError)):
+        return [frame]
+    if not isinstance(frame, Result):
+        return []
+    out: list[AgentFrame] = []
+    if frame.traceback and not timed_out:
+        text = strip_ansi("\n".join(frame.traceback)) + "\n"
+        out += [Stream("stderr", chunk) for chunk in split_text(text)]
+    out.append(Result(exit_code=frame.exit_code, execution_time=frame.execution_time))
+    return out
+
 
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), allow_nan=False).encode
 
@@ -471,7 +499,7 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
             workdir=workdir,
             env=env,
             allow_stdin=bool(obj.get("allow_stdin", False)),
-            extensions=bool(obj.get("extensions", False)),
+            extensions=obj.get("extensions") in (1, True),
             msg_id=msg_id or None,
             channel_seq=channel_seq,
             execution_count=count,

@@ -24,6 +24,7 @@ from hopx_kernel.frames import (
     Result,
     Stream,
     encode,
+    hopx_frames,
     parse_agent_frame,
     parse_client_frame,
     split_text,
@@ -289,6 +290,7 @@ EVERY_FRAME = [
     Execute(TRICKY),
     Execute("x", execution_count=7),
     Execute("x", "bash", 30.0, "/w", {"K": TRICKY}, True),
+    Execute("x", extensions=True),
     InputReply(TRICKY),
     Interrupt(),
 ]
@@ -442,3 +444,28 @@ def test_complete_success_given_as_text_is_read_as_meant():
     assert parse_agent_frame('{"type": "complete", "success": "false"}') == Complete(False)
     assert parse_agent_frame('{"type": "complete", "success": "true"}') == Complete(True)
     assert parse_agent_frame('{"type": "complete"}') == Complete(True)
+
+
+def test_extensions_is_asked_for_with_1_only():
+    assert json.loads(encode(Execute("1", extensions=True)))["extensions"] == 1
+    for value, want in (("1", False), (0, False), (None, False), (True, True), (1, True), ("yes", False)):
+        raw = json.dumps({"type": "execute", "code": "1", "extensions": value})
+        assert parse_client_frame(raw).extensions is want, value
+
+
+def test_hopx_frames_turn_ext_frames_into_hopx_ones():
+    tb = ["\x1b[31mTraceback (most recent call last):\x1b[0m", "ZeroDivisionError: division by zero"]
+    full = Result(1, 0.25, data={"text/plain": "1"}, metadata={"m": 1}, ename="ZeroDivisionError",
+                  evalue="division by zero", traceback=tb, payload=[{"source": "page"}])
+    assert hopx_frames(full) == [
+        Stream("stderr", "Traceback (most recent call last):\nZeroDivisionError: division by zero\n"),
+        Result(1, 0.25),
+    ]
+    assert hopx_frames(full, timed_out=True) == [Result(1, 0.25)]
+    for passed in (Stream("stdout", "x"), AgentError("e", "EXECUTION_TIMEOUT"), Complete(False)):
+        assert hopx_frames(passed) == [passed]
+    for dropped in (Display({"text/html": "<b>"}), ClearOutput(True), InputRequest("?")):
+        assert hopx_frames(dropped) == []
+    huge = hopx_frames(Result(1, ename="E", evalue="", traceback=["x" * 3_000_000]))
+    assert "".join(f.data for f in huge[:-1]) == "x" * 3_000_000 + "\n"
+    assert all(len(encode(f).encode()) < MAX_FRAME_BYTES for f in huge)

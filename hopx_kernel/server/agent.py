@@ -16,7 +16,7 @@ from . import auth
 from .base import JsonHandler
 from .environment import mask_env, validate_env
 from .errors import ServerError
-from .execution import execute
+from .execution import as_run, execute
 from .ipython import RunControl
 
 VERSION = "3.2.8-local"
@@ -36,17 +36,22 @@ RICH_KEYS = {
 }
 
 
-def health_body(stream_reuse: bool = True) -> dict[str, Any]:
+#: Features only an agent with extensions advertises (docs/protocol.md §2.2, §2.4, §2.5).
+EXTENSION_FEATURES: dict[str, Any] = {"stream_extensions": 1, "stream_reuse": 1, "kernel_channel": 1}
+
+
+def health_body(extensions: bool = True, stream_reuse: bool = True) -> dict[str, Any]:
     """The ``/health`` answer; ``stream_extensions`` advertises docs/protocol.md §2.2,
-    ``stream_reuse`` §2.5 (several executions in turn on one socket)."""
+    ``stream_reuse`` §2.5 (several executions in turn on one socket), ``kernel_channel`` §2.4.
+
+    A plain agent (``--no-extensions``) advertises none of :data:`EXTENSION_FEATURES`.
+    """
     body = {
         "status": "healthy",
         "version": VERSION,
         "agent": "hopx-kernel-local",
         "features": {
-            "stream_extensions": 1,
-            "stream_reuse": 1,
-            "kernel_channel": 1,
+            **(EXTENSION_FEATURES if extensions else {}),
             "code_execution": True,
             "websocket_streaming": True,
             "rich_output": True,
@@ -60,7 +65,7 @@ def health_body(stream_reuse: bool = True) -> dict[str, Any]:
     features = body["features"]
     if not (stream_reuse and features.get("stream_extensions")):
         # reuse is asked for with "extensions": 1, so it goes wherever extensions go
-        del features["stream_reuse"]
+        features.pop("stream_reuse", None)
     return body
 
 
@@ -134,7 +139,7 @@ class HealthHandler(JsonHandler):
     plane = "agent"
 
     def get(self) -> None:
-        self.reply(health_body(self.state.stream_reuse))
+        self.reply(health_body(self.state.extensions, self.state.stream_reuse))
 
 
 class ExecuteHandler(AgentHandler):
@@ -152,6 +157,8 @@ class ExecuteHandler(AgentHandler):
             request = frames.parse_client_frame(json.dumps({**body, "type": "execute"}))
         except FrameError as exc:
             raise ServerError(400, exc.code, exc.message) from exc
+        # as HopX runs it (no [ext] client fields); the collector flattens rich output
+        request = as_run(request, agent_extensions=False)
         collector = ExecuteCollector()
         control = self._control = RunControl(request.timeout)
         success = await execute(self.state.ctx, self.sandbox, request,

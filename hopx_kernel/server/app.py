@@ -31,6 +31,8 @@ class ServerState:
             socket when the execute frame asks for extensions (docs/protocol.md §2.5 [ext]).
         stream_idle_timeout: seconds a reused socket may sit idle before the agent
             closes it with 1000.
+        extensions: whether the agent offers docs/protocol.md §2.2 extensions; False
+            (``--no-extensions``) makes it a plain HopX agent that ignores ``"extensions": 1``.
     """
 
     api_key: str
@@ -40,6 +42,7 @@ class ServerState:
     public_url: str = ""
     stream_reuse: bool = True
     stream_idle_timeout: float = 120.0
+    extensions: bool = True
 
 
 def make_app(state: ServerState) -> Application:

@@ -11,6 +11,7 @@ per-execution parts are undone after it (:func:`prelude_code`, :func:`postlude_c
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from collections.abc import Mapping
@@ -85,6 +86,20 @@ def env_changes(
     to_set = {k: v for k, v in wanted.items() if applied.get(k) != v}
     to_unset = [k for k in applied if k not in wanted]
     return to_set, to_unset
+
+
+def as_run(frame: Execute, agent_extensions: bool) -> Execute:
+    """The request as this agent runs it: ``extensions`` only when the client asked and the
+    agent offers them (``--no-extensions`` ignores the ask); without them every [ext]
+    client field (``allow_stdin``, ...) is ignored, as a HopX agent would.
+
+    ``request.extensions`` is *the* gate: every [ext] frame or field the server sends
+    during an execution is sent only when it is true.
+    """
+    if frame.extensions and agent_extensions:
+        return frame
+    return dataclasses.replace(frame, extensions=False, allow_stdin=False, msg_id=None,
+                               channel_seq=None, execution_count=None)
 
 
 async def execute(
@@ -222,4 +237,4 @@ def timestamped(frame) -> str | None:
     return None
 
 
-__all__ = ["Context", "execute", "env_changes", "prelude_code", "postlude_code", "timestamped"]
+__all__ = ["Context", "as_run", "execute", "env_changes", "prelude_code", "postlude_code", "timestamped"]

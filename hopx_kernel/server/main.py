@@ -74,6 +74,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="seconds a reused /execute/stream socket may stay idle (default 120)")
     p.add_argument("--no-stream-reuse", action="store_true",
                    help="one execution per /execute/stream socket, as HopX documents it")
+    p.add_argument("--no-extensions", dest="extensions", action="store_false",
+                   help="testing: behave as a plain HopX agent (no stream extensions "
+                        "advertised; \"extensions\": 1 in an execute frame is ignored)")
     p.add_argument("--log-level", default="info",
                    choices=["debug", "info", "warning", "error", "critical"])
     return p
@@ -112,7 +115,7 @@ async def serve(args: argparse.Namespace) -> int:
                       refill=args.pool_refill)
     registry = Registry(pool, token_ttl=args.token_ttl)
     state = ServerState(api_key=args.token or auth.new_token(), registry=registry,
-                        ctx=Context(registry, base_env, limits))
+                        ctx=Context(registry, base_env, limits), extensions=args.extensions)
     state.stream_reuse = not args.no_stream_reuse
     state.stream_idle_timeout = args.stream_idle_timeout
     tls = tls_context(args.tls_cert, args.tls_key)

@@ -21,15 +21,29 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .. import frames
 from ..errors import FrameError
-from ..frames import AgentError, Complete, Execute, InputReply, InputRequest, Interrupt
+from ..frames import AgentError, Complete, Execute, InputReply, InputRequest, Interrupt, hopx_frames
 from . import auth
 from .base import check_host
 from .bodies import agent_error_body, new_request_id
 from .errors import ServerError
-from .execution import execute, timestamped
+from .execution import as_run, execute, timestamped
 from .ipython import RunControl
 
 log = logging.getLogger(__name__)
+
+
+class PlainEmit:
+    """Wraps an emit so a client without extensions gets exactly HopX's frames."""
+
+    def __init__(self, emit) -> None:
+        self._emit = emit
+        self.timed_out = False
+
+    async def __call__(self, frame: frames.AgentFrame) -> None:
+        if isinstance(frame, AgentError) and frame.code == "EXECUTION_TIMEOUT":
+            self.timed_out = True
+        for out in hopx_frames(frame, timed_out=self.timed_out):
+            await self._emit(out)
 
 
 class StreamHandler(WebSocketHandler):
@@ -43,6 +57,7 @@ class StreamHandler(WebSocketHandler):
         self._pending_input: asyncio.Future | None = None
         self._done = False
         self._idle: asyncio.TimerHandle | None = None  # closes a reused socket left idle
+        self._extensions = False
 
     # ------------------------------------------------------------ handshake
 
@@ -112,11 +127,16 @@ class StreamHandler(WebSocketHandler):
                 await self.emit(AgentError("an execution is already running on this connection",
                                            "INVALID_REQUEST"))
                 return
-            self._control = RunControl(frame.timeout)
-            self._task = asyncio.get_running_loop().create_task(self._run(frame))
+            request = as_run(frame, self.state.extensions)
+            self._extensions = request.extensions
+            self._control = RunControl(request.timeout)
+            self._task = asyncio.get_running_loop().create_task(self._run(request))
         elif self._task is None:
             await self._refuse(f"the first frame must be 'execute', got "
                                f"{frames.to_dict(frame)['type']!r}", "INVALID_REQUEST")
+        elif not self._extensions:  # [ext] client frames, unknown to a HopX agent
+            await self.emit(AgentError(f"unknown frame type {frames.to_dict(frame)['type']!r}",
+                                       "INVALID_REQUEST"))
         elif isinstance(frame, Interrupt):
             self._control.interrupt()
         elif isinstance(frame, InputReply):
@@ -135,12 +155,13 @@ class StreamHandler(WebSocketHandler):
 
     async def _run(self, request: Execute) -> None:
         success = False
+        emit = self.emit if request.extensions else PlainEmit(self.emit)
         try:
             success = await execute(
                 self.state.ctx,
                 self.sandbox,
                 request,
-                emit=self.emit,
+                emit=emit,
                 ask=self._ask if request.allow_stdin else None,
                 control=self._control,
             )

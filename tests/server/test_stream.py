@@ -110,7 +110,7 @@ def test_input_request_and_reply(local_server, sandbox):
     async def scenario():
         async with connect(f"{local_server.ws_url}/execute/stream",
                            additional_headers=ws_headers(sandbox), compression=None) as ws:
-            await ws.send(json.dumps({"type": "execute", "allow_stdin": True,
+            await ws.send(json.dumps({"type": "execute", "extensions": 1, "allow_stdin": True,
                                       "code": "name = input('who? ')\nprint('hi', name)"}))
             async with asyncio.timeout(20):
                 while True:
@@ -137,7 +137,7 @@ def test_interrupt_keeps_state(local_server, sandbox):
     async def scenario():
         async with connect(f"{local_server.ws_url}/execute/stream",
                            additional_headers=ws_headers(sandbox), compression=None) as ws:
-            await ws.send(json.dumps({"type": "execute", "code":
+            await ws.send(json.dumps({"type": "execute", "extensions": 1, "code":
                                       "kept = 'yes'\nimport time\nprint('go', flush=True)\n"
                                       "time.sleep(60)"}))
             first = json.loads(await ws.recv())
@@ -204,7 +204,7 @@ def test_bash_streams_and_interrupts(local_server, sandbox):
     async def scenario():
         async with connect(f"{local_server.ws_url}/execute/stream",
                            additional_headers=ws_headers(sandbox), compression=None) as ws:
-            await ws.send(json.dumps({"type": "execute", "language": "bash",
+            await ws.send(json.dumps({"type": "execute", "language": "bash", "extensions": 1,
                                       "code": "echo start; sleep 60"}))
             assert json.loads(await ws.recv())["data"] == "start\n"
             await ws.send(json.dumps({"type": "interrupt"}))
@@ -292,9 +292,9 @@ def test_execution_count_and_in_order_result_only_with_extensions(local_server, 
     """[ext] ``execution_count`` numbers the cell and brings ``execute_result`` as its own
     frame in the kernel's order; without ``"extensions": 1`` (official clients) the field is
     ignored and the value stays on ``result``, as HopX sends it."""
-    plain = stream_sync(local_server, sandbox, "6 * 7", execution_count=9)
+    plain = stream_sync(local_server, sandbox, "6 * 7", execution_count=9, extensions=None)
     assert not of_type(plain, "execute_result")
-    assert of_type(plain, "result")[0]["data"]["text/plain"] == "42"
+    assert "data" not in of_type(plain, "result")[0]  # HopX's result: exit_code, execution_time
     ext = stream_sync(local_server, sandbox, "from IPython.display import display\n"
                       "display('shown'); 6 * 7", execution_count=1012, extensions=1)
     kinds = [f["type"] for f in ext if f["type"] in ("display", "execute_result", "result")]
@@ -302,3 +302,83 @@ def test_execution_count_and_in_order_result_only_with_extensions(local_server, 
     assert "data" not in of_type(ext, "result")[0]
     numbered = stream_sync(local_server, sandbox, "_1012, len(In), Out[1012]", execution_count=1013, extensions=1)
     assert of_type(numbered, "execute_result")[0]["data"]["text/plain"] == "(42, 1014, 42)"
+
+
+# ------------------------------------------------------------ clients without extensions
+
+PLAIN_RESULT_KEYS = {"type", "exit_code", "execution_time", "timestamp"}
+
+
+def test_plain_client_gets_the_traceback_on_stderr(local_server, sandbox):
+    """What an official SDK sees: HopX's frames only, the error as stderr text."""
+    frames_ = stream_sync(local_server, sandbox, "print('before'); 1/0", extensions=None)
+    assert {f["type"] for f in frames_} <= {"stdout", "stderr", "result", "complete"}
+    assert text(frames_) == "before\n"
+    err = text(frames_, "stderr")
+    assert err.startswith("---") or "Traceback" in err or "ZeroDivisionError" in err.splitlines()[0]
+    assert err.rstrip().endswith("ZeroDivisionError: division by zero") and "\x1b" not in err
+    result = of_type(frames_, "result")[0]
+    assert set(result) == PLAIN_RESULT_KEYS and result["exit_code"] == 1
+    assert frames_[-1] == {"type": "complete", "success": False}
+
+
+def test_plain_client_gets_no_rich_frames_and_no_stdin(local_server, sandbox):
+    code = ("from IPython.display import HTML, display, clear_output\n"
+            "display(HTML('<i>x</i>'))\nclear_output()\nprint('out')\n21 * 2")
+    frames_ = stream_sync(local_server, sandbox, code, extensions=None)
+    assert [f["type"] for f in frames_] == ["stdout", "result", "complete"]
+    assert set(frames_[1]) == PLAIN_RESULT_KEYS
+    # an [ext] client field without "extensions": 1 is ignored: input() fails at once
+    asked = stream_sync(local_server, sandbox, "input('x')", extensions=None, allow_stdin=True)
+    assert of_type(asked, "input_request") == []
+    assert "StdinNotImplementedError" in text(asked, "stderr")
+
+
+def test_plain_client_timeout_adds_no_traceback(local_server, sandbox):
+    frames_ = stream_sync(local_server, sandbox, "import time\ntime.sleep(30)", timeout=1,
+                          extensions=None)
+    assert [f["type"] for f in frames_] == ["error", "result", "complete"]
+    assert frames_[0]["code"] == "EXECUTION_TIMEOUT"
+    assert set(frames_[1]) == PLAIN_RESULT_KEYS and frames_[1]["exit_code"] != 0
+
+
+def test_plain_client_interrupt_frame_is_unknown(local_server, sandbox):
+    async def scenario():
+        async with connect(f"{local_server.ws_url}/execute/stream",
+                           additional_headers=ws_headers(sandbox), compression=None) as ws:
+            await ws.send(json.dumps({"type": "execute", "code":
+                                      "import time\nprint('go', flush=True)\ntime.sleep(0.5)\n"
+                                      "print('done')"}))
+            assert json.loads(await ws.recv())["data"] == "go\n"
+            await ws.send(json.dumps({"type": "interrupt"}))
+            return await collect(ws, 20)
+
+    frames_ = run(scenario())
+    assert of_type(frames_, "error")[0]["error"] == "unknown frame type 'interrupt'"
+    assert text(frames_) == "done\n" and frames_[-1]["success"] is True
+
+
+@pytest.fixture(scope="module")
+def plain_server():
+    """A server started with ``--no-extensions``: a plain HopX agent."""
+    from ..support.local_server import start_server
+
+    server = start_server("--no-extensions", "--pool-size", "0")
+    yield server
+    assert server.stop() == 0
+
+
+def test_no_extensions_server_ignores_the_ask(plain_server):
+    import httpx
+
+    features = httpx.get(f"{plain_server.base_url}/health").json()["features"]
+    assert not {"stream_extensions", "kernel_channel", "stream_reuse"} & set(features)
+    sb = create(plain_server)
+    try:
+        frames_ = stream_sync(plain_server, sb, "from IPython.display import HTML\n"
+                              "display(HTML('x'))\n1/0", allow_stdin=True)  # asks: extensions 1
+        assert {f["type"] for f in frames_} == {"stderr", "result", "complete"}
+        assert set(of_type(frames_, "result")[0]) == PLAIN_RESULT_KEYS
+        assert "ZeroDivisionError" in text(frames_, "stderr")
+    finally:
+        delete(plain_server, sb)

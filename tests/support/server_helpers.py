@@ -60,7 +60,14 @@ async def collect(ws, limit: float = TIMEOUT) -> list[dict]:
 
 
 async def stream(server, sandbox: dict, code: str, **fields: Any) -> list[dict]:
-    """Run ``code`` over ``/execute/stream``; returns every frame up to ``complete``."""
+    """Run ``code`` over ``/execute/stream``; returns every frame up to ``complete``.
+
+    Asks for [ext] frames (``"extensions": 1``) unless ``extensions=None`` is passed,
+    which sends the frame exactly as an official SDK does.
+    """
+    fields.setdefault("extensions", 1)
+    if fields["extensions"] is None:
+        del fields["extensions"]
     async with connect(f"{server.ws_url}/execute/stream", additional_headers=ws_headers(sandbox),
                        compression=None, open_timeout=TIMEOUT) as ws:
         await ws.send(json.dumps({"type": "execute", "code": code, **fields}))
