@@ -4,12 +4,23 @@ Cloud mode against ``hopx-kernel serve --public-url <proxy>`` (the agent path ru
 a TCP proxy that counts connections and can cut them): an agent that keeps a socket for
 several executions (docs/protocol.md §2.5 [ext]) and closes it when idle, a socket dropped
 between two executions, and an agent without socket reuse (one execution per socket,
-sockets opened ahead of need). TLS failures: tests/reliability/test_tls.py.
+sockets opened ahead of need). The resend rule itself (a cell crossing the agent's idle
+close is sent again once; a socket lost without a close frame is never resent) is driven
+against a scripted agent on a real socket, since the race cannot be forced on the real one.
+TLS failures: tests/reliability/test_tls.py.
 """
 
 from __future__ import annotations
 
+import asyncio
+import json
+
 import pytest
+from websockets.asyncio.server import serve
+
+from hopx_kernel.agent import AgentClient
+from hopx_kernel.errors import SandboxDisconnected
+from hopx_kernel.frames import Execute, Stream
 
 from ..support.kernels import execute
 from ..support.local_server import start_server
@@ -121,3 +132,71 @@ def test_plain_agent_one_execution_per_socket(plain_server):
         assert proxy.connections >= before + 10
         cell = execute(kc, "print(kept)")
         assert cell.status == "ok" and cell.stream() == "plain\n"
+
+
+# -- the resend rule, against a scripted agent (the race cannot be forced on the real one) --
+
+
+async def _scripted_agent(second: str):
+    """An agent that answers the first execute on a socket and then, for the second one on
+    the same socket, does ``second``: "idle" closes with 1000 without running it (the idle
+    close crossing the frame), "drop" cuts the TCP connection without a close frame."""
+    runs: list[str] = []
+
+    async def handler(ws):
+        seen = 0
+        async for raw in ws:
+            frame = json.loads(raw)
+            seen += 1
+            if seen == 2 and second == "idle":
+                await ws.close(1000, "idle")
+                return
+            if seen == 2 and second == "drop":
+                ws.transport.abort()
+                return
+            runs.append(frame["code"])
+            await ws.send(json.dumps({"type": "stdout", "data": frame["code"] + "\n"}))
+            await ws.send(json.dumps({"type": "result", "exit_code": 0, "execution_time": 0.0}))
+            await ws.send(json.dumps({"type": "complete", "success": True}))
+
+    server = await serve(handler, "127.0.0.1", 0, compression=None)
+    return server, runs
+
+
+async def _two_cells(second: str):
+    server, runs = await _scripted_agent(second)
+    port = server.sockets[0].getsockname()[1]
+    client = AgentClient(f"http://127.0.0.1:{port}", lambda: "token")
+    client.reuse = True
+    outs, error = [], None
+    try:
+        for code in ("a", "b"):
+            execution = await client.open_execution(Execute(code=code, extensions=True))
+            text = []
+            try:
+                async for batch in execution.batches():
+                    text += [f.data for f in batch if isinstance(f, Stream)]
+            except Exception as exc:  # the error the kernel would show
+                error = exc
+            outs.append("".join(text))
+            await execution.close()
+    finally:
+        client.close()
+        server.close()
+        await server.wait_closed()
+    return outs, runs, error
+
+
+def test_a_cell_crossing_the_agents_idle_close_is_sent_again_once():
+    outs, runs, error = asyncio.run(_two_cells("idle"))
+    assert error is None
+    assert outs == ["a\n", "b\n"]
+    assert runs == ["a", "b"]  # "b" ran once, on a new socket
+
+
+def test_a_reused_socket_lost_without_a_close_is_not_resent():
+    """No close frame: the agent may have started the cell, so it is never sent twice."""
+    outs, runs, error = asyncio.run(_two_cells("drop"))
+    assert isinstance(error, SandboxDisconnected)
+    assert outs == ["a\n", ""]
+    assert runs == ["a"]
