@@ -95,7 +95,7 @@ def _number(
 def _env_object(raw: str) -> dict[str, str]:
     try:
         value = json.loads(raw)
-    except ValueError as exc:
+    except json.JSONDecodeError as exc:
         raise ConfigError(
             f"HOPX_ENV is not valid JSON ({exc.msg})",
             'Set it to a JSON object such as {"NAME": "value"}.',

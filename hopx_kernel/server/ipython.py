@@ -251,7 +251,7 @@ class IPythonRunner:
             await kc.wait_for_ready(timeout=STARTUP_TIMEOUT)
         except RuntimeError as exc:
             await self.shutdown()
-            raise ServerError(503, "SERVICE_UNAVAILABLE", f"IPython kernel did not start: {exc}")
+            raise ServerError(503, "SERVICE_UNAVAILABLE", f"IPython kernel did not start: {exc}") from exc
         self._readers = [
             asyncio.create_task(self._read(kc.get_iopub_msg, "iopub")),
             asyncio.create_task(self._read(kc.get_shell_msg, "reply")),
