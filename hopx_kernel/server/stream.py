@@ -172,7 +172,9 @@ class StreamHandler(WebSocketHandler):
         finally:
             self._done = True
         await self.emit(Complete(success))
-        if not (request.extensions and getattr(self.state, "stream_reuse", False)):
+        # a plain agent (no extensions offered) ignores the ask, as it ignores every [ext]
+        offered = getattr(self.state.ctx, "extensions", True)
+        if not (request.extensions and offered and getattr(self.state, "stream_reuse", False)):
             self.close(1000)
             return
         # the socket stays open for the next execute frame (docs/protocol.md §2.5 [ext])
