@@ -172,9 +172,8 @@ class StreamHandler(WebSocketHandler):
         finally:
             self._done = True
         await self.emit(Complete(success))
-        # a plain agent (no extensions offered) ignores the ask, as it ignores every [ext]
-        offered = getattr(self.state.ctx, "extensions", True)
-        if not (request.extensions and offered and getattr(self.state, "stream_reuse", False)):
+        # ``request`` is as_run's: a plain agent (--no-extensions) has ignored the ask already
+        if not (request.extensions and self.state.stream_reuse):
             self.close(1000)
             return
         # the socket stays open for the next execute frame (docs/protocol.md §2.5 [ext])

@@ -382,3 +382,23 @@ def test_no_extensions_server_ignores_the_ask(plain_server):
         assert "ZeroDivisionError" in text(frames_, "stderr")
     finally:
         delete(plain_server, sb)
+
+
+def test_no_extensions_server_closes_after_each_execution_even_when_asked(plain_server):
+    """A plain agent has no socket reuse to offer: ``complete`` and a 1000 close, always."""
+    sb = create(plain_server)
+
+    async def scenario():
+        async with connect(f"{plain_server.ws_url}/execute/stream",
+                           additional_headers=ws_headers(sb), compression=None) as ws:
+            await ws.send(json.dumps({"type": "execute", "extensions": 1, "code": "print(1)"}))
+            frames_ = await collect(ws)
+            await ws.wait_closed()
+            return frames_, ws.close_code
+
+    try:
+        frames_, close_code = run(scenario())
+        assert text(frames_) == "1\n" and frames_[-1] == {"type": "complete", "success": True}
+        assert close_code == 1000
+    finally:
+        delete(plain_server, sb)
