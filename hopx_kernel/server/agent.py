@@ -7,13 +7,18 @@ sandbox and no other; the server's API key is not an agent credential.
 from __future__ import annotations
 
 import json
+import platform
+import sys
+import time
 from typing import Any
+from urllib.parse import urlsplit
 
 from .. import frames
 from ..errors import FrameError
 from ..text import strip_ansi
 from . import auth
 from .base import JsonHandler
+from .bodies import rfc3339
 from .environment import mask_env, validate_env
 from .errors import ServerError
 from .execution import as_run, execute
@@ -69,6 +74,41 @@ def health_body(extensions: bool = True, stream_reuse: bool = True) -> dict[str,
     return body
 
 
+#: When this server process started (``/info`` ``start_time``, ``uptime``).
+STARTED = time.time()
+
+
+def info_body(sandbox_id: str, base_url: str, extensions: bool) -> dict[str, Any]:
+    """The ``GET /info`` answer: both field sets the sources name (the Python SDK's model
+    and the agent's OpenAPI file), since they disagree."""
+    port = urlsplit(base_url).port
+    features = health_body(extensions)["features"]
+    return {
+        "vm_id": sandbox_id,
+        "agent": "hopx-kernel-local",
+        "agent_version": VERSION,
+        "version": VERSION,
+        "os": sys.platform,
+        "platform": sys.platform,
+        "arch": platform.machine(),
+        "go_version": None,
+        "vm_ip": "127.0.0.1",
+        "ip": "127.0.0.1",
+        "vm_port": port,
+        "port": port,
+        "start_time": rfc3339(STARTED),
+        "uptime": round(time.time() - STARTED, 3),
+        "endpoints": {
+            "health": "GET /health", "info": "GET /info", "execute": "POST /execute",
+            "execute_stream": "GET /execute/stream", "execute_background": "POST /execute/background",
+            "execute_processes": "GET /execute/processes", "execute_kill": "POST /execute/kill/{id}",
+            "commands_run": "POST /commands/run", "commands_background": "POST /commands/background",
+            "files": "/files/{read,download,list,exists,write,upload,mkdir,remove}", "env": "/env",
+        },
+        "features": features,
+    }
+
+
 class ExecuteCollector:
     """Collects the frames of one ``/execute`` call into its flat JSON answer."""
 
@@ -119,6 +159,7 @@ class ExecuteCollector:
         }
         if self.error is not None:
             body["error"] = self.error.error
+            body["message"] = self.error.error  # the JS SDK shows data.message
             body["code"] = self.error.code
         return body
 
@@ -140,6 +181,14 @@ class HealthHandler(JsonHandler):
 
     def get(self) -> None:
         self.reply(health_body(self.state.extensions, self.state.stream_reuse))
+
+
+class InfoHandler(AgentHandler):
+    """``GET /info``: what this agent is (the SDKs' ``get_agent_info`` / ``getAgentInfo``)."""
+
+    def get(self) -> None:
+        self.reply(info_body(self.sandbox.id, self.state.public_url or self.state.base_url,
+                             self.state.extensions))
 
 
 class ExecuteHandler(AgentHandler):

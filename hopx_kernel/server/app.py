@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from tornado.web import Application
 
-from . import agent, channel, control, files, stream
+from . import agent, commands, channel, control, files, stream
 from .base import NotFoundHandler
 from .execution import Context
 from .sandbox import Registry
@@ -58,6 +58,15 @@ def make_app(state: ServerState) -> Application:
         (r"/execute/?", agent.ExecuteHandler, s),
         (r"/execute/stream/?", stream.StreamHandler, s),
         (r"/kernel/channel/?", channel.ChannelHandler, s),
+        (r"/v1/templates/?", control.TemplatesHandler, s),
+        (r"/v1/templates/([A-Za-z0-9_.-]+)/?", control.TemplatesHandler, s),
+        (r"/info/?", agent.InfoHandler, s),
+        (r"/commands/run/?", commands.CommandRunHandler, s),
+        (r"/(commands|execute)/background/?", commands.BackgroundHandler, s),
+        (r"/(?:execute/)?processes/?", commands.ProcessesHandler, s),
+        (r"/execute/kill/([A-Za-z0-9_.-]+)/?", commands.KillHandler, s),
+        (r"/processes/([A-Za-z0-9_.-]+)/kill/?", commands.KillHandler, s),
+        (r"/execute/kill/?", commands.KillHandler, s),
         (r"/env/?", agent.EnvHandler, s),
         (r"/complete/?", agent.CompleteHandler, s),
         (r"/inspect/?", agent.InspectHandler, s),

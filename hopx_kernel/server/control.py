@@ -59,7 +59,8 @@ def parse_create(body: dict[str, Any]) -> dict[str, Any]:
         raise ServerError(
             404,
             "TEMPLATE_NOT_FOUND",
-            f"template {name!r} not found; the local sandbox offers {valid}",
+            # no "sandbox ... not found" wording: the JS SDK would call that SandboxExpiredError
+            f"unknown template {name!r}; use one of {valid}",
             {"template": name, "available_templates": list(TEMPLATES)},
         )
     timeout = body.get("timeout_seconds")
@@ -172,3 +173,38 @@ class SandboxActionHandler(ControlHandler):
         else:
             raise ServerError(405, "METHOD_NOT_ALLOWED", f"use PUT for {action}")
         self.show(sandbox)
+
+
+def template_object(name: str) -> dict[str, Any]:
+    """A ``/v1/templates`` item, with the fields the Python SDK's ``Template`` requires."""
+    return {
+        "id": TEMPLATE_ID if name == "code-interpreter" else f"local-{name}",
+        "object": "template",
+        "name": name,
+        "display_name": "Code Interpreter (local)" if name == "code-interpreter"
+        else f"{name} (alias of code-interpreter, local)",
+        "description": "Python in a persistent IPython kernel, plus bash and node, on this machine",
+        "category": "development",
+        "language": "python",
+        "features": ["code_execution", "websocket_streaming", "rich_output", "file_operations"],
+        "tags": ["local"],
+        "is_active": True,
+        "is_public": True,
+        "status": "active",
+    }
+
+
+class TemplatesHandler(ControlHandler):
+    """``GET /v1/templates`` and ``GET /v1/templates/{name}``."""
+
+    def get(self, name: str | None = None) -> None:
+        if name is None:
+            items = [template_object(n) for n in TEMPLATES]
+            self.reply({"object": "list", "data": items, "has_more": False,
+                        "request_id": self.request_id})
+            return
+        if name not in TEMPLATES and name != TEMPLATE_ID:
+            valid = ", ".join(repr(t) for t in TEMPLATES)
+            raise ServerError(404, "TEMPLATE_NOT_FOUND", f"unknown template {name!r}; use one of {valid}",
+                              {"template": name, "available_templates": list(TEMPLATES)})
+        self.reply(template_object("code-interpreter" if name == TEMPLATE_ID else name))

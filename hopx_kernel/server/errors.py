@@ -46,7 +46,7 @@ class PathNotAllowed(ServerError):
         super().__init__(
             403,
             "PATH_NOT_ALLOWED",
-            f"path {path!r} is outside the sandbox's /workspace folder",
+            f"path {path!r} is outside the sandbox's folders (/workspace, /tmp, /root)",
             {"path": path},
         )
 

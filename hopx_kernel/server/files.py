@@ -14,7 +14,7 @@ from pathlib import Path
 from .agent import AgentHandler
 from .bodies import rfc3339
 from .errors import ServerError
-from .paths import to_host_path, to_sandbox_path
+from .paths import private_folders, to_host_path, to_sandbox_path
 
 #: The largest file ``/files/read`` returns as text (download has no such limit).
 MAX_READ_BYTES = 64 * 1024 * 1024
@@ -35,6 +35,7 @@ def list_entry(root: Path, entry: Path) -> dict:
         "is_directory": is_dir,
         "is_dir": is_dir,
         "modified_time": rfc3339(info.st_mtime),
+        "modified": rfc3339(info.st_mtime),  # the JS SDK's FileInfo reads this name
         "permissions": oct(info.st_mode & 0o777)[2:].rjust(4, "0"),
     }
 
@@ -122,8 +123,8 @@ class FilesHandler(AgentHandler):
         if action != "remove":
             raise ServerError(405, "METHOD_NOT_ALLOWED", f"use GET or POST for /files/{action}")
         raw, host = self._path(self.get_query_argument("path", None))
-        if host == self.sandbox.folder:
-            raise ServerError(403, "PATH_NOT_ALLOWED", "the /workspace folder itself stays")
+        if host in private_folders(self.sandbox.folder):
+            raise ServerError(403, "PATH_NOT_ALLOWED", f"the {raw} folder itself stays")
         if host.is_dir() and not host.is_symlink():
             shutil.rmtree(host)
         elif host.exists() or host.is_symlink():

@@ -1,11 +1,27 @@
-"""Map sandbox paths (``/workspace/...``) to the sandbox's folder on this machine. Pure.
+"""Map sandbox paths to the sandbox's folders on this machine. Pure (no file is made).
+
+A sandbox sees three places, each a private folder of its own on this machine:
+
+=============  =====================================  ==============================
+sandbox path   host folder                            note
+=============  =====================================  ==============================
+``/workspace``  ``<root>/<id>``  (the sandbox folder)  the default; relative paths
+``/tmp``        ``<root>/<id>.tmp``                    as in a HopX sandbox
+``/root``, ``~``  ``<root>/<id>.home``                 the home folder
+=============  =====================================  ==============================
 
 Example:
     >>> from pathlib import Path
-    >>> to_host_path(Path("/tmp/sb"), "/workspace/a/b.txt")
-    PosixPath('/tmp/sb/a/b.txt')
-    >>> to_host_path(Path("/tmp/sb"), "rel.txt")
-    PosixPath('/tmp/sb/rel.txt')
+    >>> to_host_path(Path("/srv/sb"), "/workspace/a/b.txt")
+    PosixPath('/srv/sb/a/b.txt')
+    >>> to_host_path(Path("/srv/sb"), "rel.txt")
+    PosixPath('/srv/sb/rel.txt')
+    >>> to_host_path(Path("/srv/sb"), "/tmp/x")
+    PosixPath('/srv/sb.tmp/x')
+    >>> to_host_path(Path("/srv/sb"), "~/notes")
+    PosixPath('/srv/sb.home/notes')
+    >>> to_sandbox_path(Path("/srv/sb"), Path("/srv/sb.tmp/x"))
+    '/tmp/x'
 """
 
 from __future__ import annotations
@@ -16,35 +32,59 @@ from pathlib import Path
 from .errors import PathNotAllowed
 
 WORKSPACE = "/workspace"
+HOME = "/root"
+#: sandbox folder -> suffix of its host folder beside the sandbox folder ("" = the folder)
+VIRTUAL_ROOTS = {WORKSPACE: "", "/tmp": ".tmp", HOME: ".home"}
+
+
+def host_root(folder: Path, virtual: str) -> Path:
+    """The host folder of one of :data:`VIRTUAL_ROOTS` for the sandbox folder ``folder``."""
+    suffix = VIRTUAL_ROOTS[virtual]
+    return folder.with_name(folder.name + suffix) if suffix else folder
+
+
+def private_folders(folder: Path) -> list[Path]:
+    """Every host folder of a sandbox (to create on demand and remove at its end)."""
+    return [host_root(folder, v) for v in VIRTUAL_ROOTS]
 
 
 def to_host_path(root: Path, path: str | None) -> Path:
-    """The host path for a sandbox path, refusing anything outside ``/workspace``.
+    """The host path for a sandbox path, refusing anything outside the sandbox's folders.
 
-    Relative paths are taken relative to ``/workspace``; ``..`` is resolved first, so
-    ``/workspace/../etc`` is refused. Symlinks inside the folder that point outside
-    are refused too.
+    ``root`` is the sandbox folder (``/workspace``). Relative paths are taken relative to
+    ``/workspace``, ``~`` is the home folder; ``..`` is resolved first, so
+    ``/workspace/../etc`` is refused. Symlinks that point out of their folder are refused.
 
     Raises:
-        PathNotAllowed: the path escapes the sandbox's folder.
+        PathNotAllowed: the path escapes the sandbox's folders.
     """
     if path is None or path == "":
         path = WORKSPACE
     if "\0" in path:
         raise PathNotAllowed(path)
+    if path == "~" or path.startswith("~/"):
+        path = HOME + path[1:]
     absolute = posixpath.normpath(posixpath.join(WORKSPACE, path))
-    if absolute != WORKSPACE and not absolute.startswith(WORKSPACE + "/"):
+    for virtual in VIRTUAL_ROOTS:
+        if absolute == virtual or absolute.startswith(virtual + "/"):
+            break
+    else:
         raise PathNotAllowed(path)
-    rel = absolute[len(WORKSPACE) :].lstrip("/")
-    host = root / rel if rel else root
-    real_root = root.resolve()
+    base = host_root(root, virtual)
+    rel = absolute[len(virtual) :].lstrip("/")
+    host = base / rel if rel else base
+    real_base = base.resolve()
     real = host.resolve()
-    if real != real_root and real_root not in real.parents:
+    if real != real_base and real_base not in real.parents:
         raise PathNotAllowed(path)
     return host
 
 
 def to_sandbox_path(root: Path, host: Path) -> str:
-    """The ``/workspace/...`` path shown to clients for a host path inside ``root``."""
-    rel = host.relative_to(root).as_posix()
-    return WORKSPACE if rel in ("", ".") else f"{WORKSPACE}/{rel}"
+    """The sandbox path shown to clients for a host path inside one of the sandbox's folders."""
+    for virtual in VIRTUAL_ROOTS:
+        base = host_root(root, virtual)
+        if host == base or base in host.parents:
+            rel = host.relative_to(base).as_posix()
+            return virtual if rel in ("", ".") else f"{virtual}/{rel}"
+    raise ValueError(f"{host} is not in a folder of the sandbox at {root}")

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from .errors import ServerError
 from .ipython import IPythonRunner
+from .paths import private_folders
 
 log = logging.getLogger(__name__)
 
@@ -59,13 +60,15 @@ class KernelPool:
     async def _make(self) -> Entry:
         sandbox_id = new_sandbox_id()
         folder = self.root / sandbox_id
-        folder.mkdir(parents=True)
+        for private in private_folders(folder):  # /workspace, /tmp, home
+            private.mkdir(parents=True, exist_ok=private != folder)
         runner = self._make_runner(folder)
         try:
             await runner.start()
         except BaseException:
             await runner.shutdown()
-            shutil.rmtree(folder, ignore_errors=True)
+            for private in private_folders(folder):
+                shutil.rmtree(private, ignore_errors=True)
             raise
         return sandbox_id, folder, runner
 
@@ -152,7 +155,8 @@ class KernelPool:
     async def _discard(entry: Entry) -> None:
         _, folder, runner = entry
         await runner.shutdown()
-        await asyncio.to_thread(shutil.rmtree, folder, True)
+        for private in private_folders(folder):
+            await asyncio.to_thread(shutil.rmtree, private, True)
 
     async def close(self) -> None:
         """Stop filling and stop every pooled kernel."""

@@ -23,7 +23,9 @@ from . import auth
 from .errors import ServerError, SandboxGone
 from .channel import ChannelHub
 from .ipython import IPythonRunner
+from .paths import private_folders
 from .pool import KernelPool
+from .processes import ProcessTable
 
 log = logging.getLogger(__name__)
 
@@ -68,6 +70,8 @@ class Sandbox:
     end_reason: str | None = None
     #: the kernel channel's connections and order bookkeeping (docs/protocol.md §2.4)
     hub: ChannelHub = field(default_factory=ChannelHub)
+    #: commands and background executions (``/commands/*``, ``/execute/background``)
+    processes: ProcessTable = field(default_factory=ProcessTable)
 
     def __post_init__(self) -> None:
         self.runner.on_unrouted = self.hub.from_kernel
@@ -220,8 +224,10 @@ class Registry:
         if timer is not None:
             timer.cancel()
         sandbox.hub.close()
+        await sandbox.processes.kill_all()
         await sandbox.runner.shutdown()
-        await asyncio.to_thread(shutil.rmtree, sandbox.folder, True)
+        for private in private_folders(sandbox.folder):  # /workspace, /tmp, home
+            await asyncio.to_thread(shutil.rmtree, private, True)
         log.info("sandbox %s ended: %s", sandbox_id, reason)
 
     async def end_all(self, reason: str = "the local sandbox server stopped") -> None:

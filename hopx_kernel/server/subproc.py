@@ -13,6 +13,7 @@ import contextlib
 import os
 import signal
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 from ..frames import Stream, split_text
@@ -63,10 +64,12 @@ async def run_process(
     emit: Emit,
     control: RunControl,
     limits: Limits,
+    on_start: Callable[[int], None] | None = None,
 ) -> tuple[int, bool]:
     """Run ``argv``, streaming its output; returns (exit code, timed out).
 
-    A process killed by a signal reports ``128 + signal``, as shells do.
+    A process killed by a signal reports ``128 + signal``, as shells do. ``on_start`` is
+    told the process id once it runs.
     """
     proc = await asyncio.create_subprocess_exec(
         *argv,
@@ -79,6 +82,8 @@ async def run_process(
         preexec_fn=_limiter(limits),
     )
     pgid = proc.pid
+    if on_start is not None:
+        on_start(pgid)
     queue: asyncio.Queue = asyncio.Queue()
     control.start(lambda: queue.put_nowait("control"))
     pumps = asyncio.gather(_pump(proc.stdout, "stdout", emit), _pump(proc.stderr, "stderr", emit))
