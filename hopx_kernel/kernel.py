@@ -42,6 +42,11 @@ STATELESS_NOTE = (
     " keep each cell self-contained.\n"
 )
 
+#: How long kernel_info waits for the first sandbox, to say whether it has a debugger.
+KERNEL_INFO_WAIT = 5.0
+#: How long a debug request waits for the sandbox's debugger.
+DEBUG_WAIT = 30.0
+
 #: How long completion and inspection may wait on the sandbox before answering locally
 #: (the agent itself answers within 2 s while a cell runs, 10 s when idle: Jedi's first use).
 ASSIST_TIMEOUT = 10.0
@@ -108,8 +113,22 @@ class HopxKernel(Kernel):
             "language_info": self.language_info,
             "banner": self.banner,
             "help_links": self.help_links,
-            "supported_features": [],
+            # the debugger runs in the sandbox's kernel, reached over the kernel channel
+            "supported_features": ["debugger"] if self.sandbox.has_debugger else [],
         }
+
+    async def _on_main_loop(self, coro):
+        """Run ``coro`` on the loop that owns the sandbox's sockets (control handlers run
+        on ipykernel's control thread, with a loop of their own)."""
+        if self._loop is not None and self._loop is not asyncio.get_running_loop():
+            return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
+        return await coro
+
+    async def kernel_info_request(self, stream, ident, parent):
+        # whether the debugger is offered depends on the sandbox: wait (briefly) to know it
+        if self._loop is not None:
+            await self._on_main_loop(self.sandbox.settled(KERNEL_INFO_WAIT))
+        await super().kernel_info_request(stream, ident, parent)
 
     async def create_subshell_request(self, socket, ident, parent):
         content = {"status": "error", "ename": "SubshellsUnsupported",
@@ -194,13 +213,20 @@ class HopxKernel(Kernel):
         self.session.send(stream, "comm_info_reply", {"status": "ok", "comms": {}}, parent, ident)
 
     async def debug_request(self, stream, ident, parent):
+        if self.sandbox.has_debugger:
+            answer = await self._on_main_loop(self.comms.request("control", parent, DEBUG_WAIT))
+            if answer is not None:
+                msg, buffers = answer
+                self.session.send(stream, dict(msg), ident=ident, buffers=buffers or None)
+                return
         content = parent.get("content") or {}
         reply = {
             "type": "response",
             "request_seq": content.get("seq", 0),
             "success": False,
             "command": content.get("command", ""),
-            "message": "the debugger is not available through HopX Remote Python yet",
+            "message": "the debugger is not available: this sandbox has no kernel channel"
+            if not self.sandbox.has_debugger else "the sandbox's debugger did not answer",
             "body": {},
         }
         self.session.send(stream, "debug_reply", reply, parent, ident)

@@ -257,6 +257,22 @@ class SandboxSession:
         return bool(self._live and self._live.features.get("kernel_channel"))
 
     @property
+    def has_debugger(self) -> bool:
+        """Whether debug requests can reach a debugger in the sandbox's kernel."""
+        return self.has_channel and bool(self._live and self._live.features.get("debugger"))
+
+    async def settled(self, timeout: float) -> None:
+        """Wait (bounded, never raising) until the first sandbox is ready or has failed."""
+        if self._live is None and self._provisioning is None:
+            self.start()
+        if self._live is not None or self._provisioning is None:
+            return
+        try:
+            await asyncio.wait_for(asyncio.shield(self._provisioning), timeout)
+        except BaseException:  # failed or slow: the question is answered without it
+            pass
+
+    @property
     def can_replace(self) -> bool:
         """Whether a lost sandbox can be replaced by a new one."""
         return isinstance(self.config, Config) and self.config.mode != "attach"

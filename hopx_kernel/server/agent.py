@@ -6,6 +6,7 @@ sandbox and no other; the server's API key is not an agent credential.
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import platform
 import sys
@@ -42,7 +43,11 @@ RICH_KEYS = {
 
 
 #: Features only an agent with extensions advertises (docs/protocol.md §2.2, §2.4, §2.5).
-EXTENSION_FEATURES: dict[str, Any] = {"stream_extensions": 1, "stream_reuse": 1, "kernel_channel": 1}
+EXTENSION_FEATURES: dict[str, Any] = {
+    "stream_extensions": 1, "stream_reuse": 1, "kernel_channel": 1,
+    # the sandbox kernels are ipykernel's, whose debugger needs debugpy
+    "debugger": int(importlib.util.find_spec("debugpy") is not None),
+}
 
 
 def health_body(extensions: bool = True, stream_reuse: bool = True) -> dict[str, Any]:

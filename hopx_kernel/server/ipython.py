@@ -203,6 +203,8 @@ class IPythonRunner:
         self._killed_by_us = False
         #: where messages go that no request is waiting for (the kernel channel)
         self.on_unrouted: Unrouted | None = None
+        #: the debugger stopped the kernel at a breakpoint (a cell's timeout is then held)
+        self.debug_paused = False
         #: the kernel's working directory after the last execution, when known
         self.cwd: str | None = str(folder)
         #: the count IPython gives the next stored execution (its ``execution_count``)
@@ -337,6 +339,10 @@ class IPythonRunner:
             except Exception:  # a malformed message must not stop the reader
                 log.debug("dropped an unreadable %s message", kind, exc_info=True)
                 continue
+            if kind == "iopub" and msg["header"].get("msg_type") == "debug_event":
+                event = (msg.get("content") or {}).get("event")
+                if event in ("stopped", "continued"):
+                    self.debug_paused = event == "stopped"
             queue = self._routes.get(msg.get("parent_header", {}).get("msg_id", ""))
             if queue is not None:
                 queue.put_nowait((kind, msg))
@@ -536,6 +542,10 @@ class IPythonRunner:
     async def _supervise(self, control: RunControl, watch: _Watch, outcome: CellOutcome) -> bool:
         """Act on interrupts, the deadline and liveness; True when the cell is over."""
         now = time.monotonic()
+        if control.deadline is not None and self.debug_paused:
+            # paused at a breakpoint: the clock stops (HOPX_EXEC_TIMEOUT must not kill it)
+            control.deadline += now - watch.ticked_at
+        watch.ticked_at = now
         if control.interrupts > watch.interrupts:
             watch.interrupts = control.interrupts
             await self.interrupt()
@@ -599,3 +609,4 @@ class _Watch:
     forced_at: float | None = None
     last_interrupt: float = 0.0
     checked_at: float = field(default_factory=time.monotonic)
+    ticked_at: float = field(default_factory=time.monotonic)
