@@ -128,6 +128,12 @@ class ChannelHandler(WebSocketHandler):
     def check_origin(self, origin: str) -> bool:
         return auth.is_loopback_origin(origin)
 
+    @property
+    def max_message_size(self) -> int:
+        # widget buffers (images) may be large: frames up to MAX_CHANNEL_FRAME are taken,
+        # larger ones up to twice that get an error frame, beyond it the socket closes (1009)
+        return 2 * wire.MAX_CHANNEL_FRAME
+
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.set_nodelay(True)
         hub: ChannelHub = self.sandbox.hub

@@ -1,0 +1,156 @@
+"""``/kernel/channel`` and ``jupyter`` frames on the local server, driven over raw sockets:
+gating, order, binary buffers, and bad input (malformed, oversized, out-of-order frames,
+unknown comm ids, a comm flood while a cell prints)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import uuid
+
+import psutil
+import pytest
+from websockets.asyncio.client import connect
+
+from hopx_kernel import frames, wire
+from server_helpers import create, delete, run, stream_sync, ws_headers
+
+pytest.importorskip("ipywidgets")
+
+WIDGET = "import ipywidgets as w\ns = w.IntSlider()\nprint(s.model_id)\n"
+
+
+@pytest.fixture(scope="module")
+def sandbox(local_server):
+    sb = create(local_server)
+    yield sb
+    delete(local_server, sb)
+
+
+def msg(msg_type: str, content: dict) -> dict:
+    header = {"msg_id": uuid.uuid4().hex, "msg_type": msg_type, "session": "test",
+              "username": "test", "date": "2026-01-01T00:00:00Z", "version": "5.3"}
+    return {"header": header, "parent_header": {}, "metadata": {}, "content": content}
+
+
+def update(comm_id: str, state: dict) -> dict:
+    return msg("comm_msg", {"comm_id": comm_id, "data": {"method": "update", "state": state,
+                                                         "buffer_paths": []}})
+
+
+async def execute(server, sandbox, code: str, **fields) -> list:
+    """Run a cell over /execute/stream; every parsed frame up to ``complete``."""
+    async with connect(f"{server.ws_url}/execute/stream", additional_headers=ws_headers(sandbox),
+                       compression=None, max_size=None) as ws:
+        await ws.send(json.dumps({"type": "execute", "code": code, **fields}))
+        out = []
+        async with asyncio.timeout(60):
+            async for raw in ws:
+                frame = frames.parse_agent_frame(raw)
+                if frame is not None:
+                    out.append(frame)
+                if isinstance(frame, frames.Complete):
+                    return out
+    return out
+
+
+def stdout(got: list) -> str:
+    return "".join(f.data for f in got if isinstance(f, frames.Stream) and f.name == "stdout")
+
+
+def channel(server, sandbox):
+    return connect(f"{server.ws_url}/kernel/channel", additional_headers=ws_headers(sandbox),
+                   compression=None, max_size=None)
+
+
+def test_official_clients_get_no_jupyter_frames(local_server, sandbox):
+    got = stream_sync(local_server, sandbox, WIDGET)
+    assert {f["type"] for f in got} <= {"stdout", "result", "complete"}
+    with_ext = run(execute(local_server, sandbox, WIDGET, extensions=1))
+    opens = [f for f in with_ext if isinstance(f, frames.Jupyter) and f.msg["msg_type"] == "comm_open"]
+    assert opens and opens[-1].msg["content"]["comm_id"] == stdout(with_ext).strip()
+
+
+def test_channel_moves_a_widget_before_the_next_cell_and_survives_bad_frames(local_server, sandbox):
+    async def scenario():
+        got = await execute(local_server, sandbox, WIDGET, extensions=1)
+        comm_id = stdout(got).strip()
+        async with channel(local_server, sandbox) as ws:
+            bad = [
+                "{nope", "[]", json.dumps({"channel": "stdin", "msg": msg("comm_msg", {})}),
+                json.dumps({"channel": "shell", "msg": msg("execute_request", {"code": "1/0"})}),
+                json.dumps({"channel": "shell", "msg": {"header": {}}}),
+                json.dumps({"channel": "shell", "seq": -1, "msg": update(comm_id, {})}),
+                b"\x00\x00\x00\x09garbage",
+                json.dumps({"channel": "shell", "msg": update(comm_id, {}),
+                            "pad": "x" * (wire.MAX_CHANNEL_FRAME + 1)}),
+            ]
+            for raw in bad:
+                await ws.send(raw)
+                answer = json.loads(await asyncio.wait_for(ws.recv(), 10))
+                assert answer["type"] == "error" and answer["error"], raw[:40]
+            # an unknown comm id and out-of-order numbers are delivered and harmless
+            await ws.send(json.dumps({"channel": "shell", "seq": 5,
+                                      "msg": update("no-such-comm", {"value": 1})}))
+            await ws.send(json.dumps({"channel": "shell", "seq": 3, "msg": update(comm_id, {"value": 9})}))
+            await ws.send(json.dumps({"channel": "shell", "seq": 6, "msg": update(comm_id, {"value": 77})}))
+            got = await execute(local_server, sandbox, "print(s.value)", extensions=1, channel_seq=6)
+            assert stdout(got) == "77\n"
+            # the echo comes back on the channel, parented by our message
+            echoes = []
+            async with asyncio.timeout(10):
+                while len(echoes) < 2:
+                    raw = await ws.recv()
+                    frame = wire.parse_channel_frame(raw, from_client=False)
+                    if frame.msg["msg_type"] == "comm_msg":
+                        echoes.append(frame.msg["content"]["data"]["state"])
+            assert echoes == [{"value": 9}, {"value": 77}]
+    run(scenario())
+
+
+def test_binary_buffers_both_ways(local_server, sandbox):
+    async def scenario():
+        code = "import ipywidgets as w\nimg = w.Image(value=b'\\x00\\x01\\xff', format='png')\nprint(img.model_id)"
+        got = await execute(local_server, sandbox, code, extensions=1)
+        comm_id = stdout(got).strip()
+        opened = next(f for f in got if isinstance(f, frames.Jupyter)
+                      and f.msg["content"].get("comm_id") == comm_id and f.msg["msg_type"] == "comm_open")
+        assert opened.buffers == (b"\x00\x01\xff",)
+        data = {"method": "update", "state": {}, "buffer_paths": [["value"]]}
+        frame = wire.ChannelFrame("shell", msg("comm_msg", {"comm_id": comm_id, "data": data}),
+                                  [b"\xfe" * 100_000], 1)
+        async with channel(local_server, sandbox) as ws:
+            await ws.send(wire.encode_channel_frame(frame))
+            got = await execute(local_server, sandbox, "print(img.value == b'\\xfe' * 100_000)",
+                                extensions=1, channel_seq=1)
+        assert stdout(got) == "True\n"
+    run(scenario())
+
+
+@pytest.mark.timeout(120)
+def test_a_comm_flood_while_a_cell_prints_loses_nothing_and_stays_bounded(local_server, sandbox):
+    server = psutil.Process(local_server.proc.pid)
+    code = "import time\nfor i in range(1500):\n    print(i)\n    time.sleep(0.0005)\n"
+
+    async def scenario():
+        got = await execute(local_server, sandbox, WIDGET, extensions=1)
+        comm_id = stdout(got).strip()
+        before = server.memory_info().rss
+        async with channel(local_server, sandbox) as ws:
+            cell = asyncio.ensure_future(execute(local_server, sandbox, code, extensions=1))
+            sent = 0
+            while not cell.done():  # ~1000 messages a second until the cell ends
+                for _ in range(10):
+                    sent += 1
+                    await ws.send(json.dumps({"channel": "shell", "seq": sent,
+                                              "msg": update(comm_id, {"value": sent % 100})}))
+                await asyncio.sleep(0.01)
+            got = await cell
+            assert stdout(got) == "".join(f"{i}\n" for i in range(1500))
+            assert sent > 100
+            grown = server.memory_info().rss - before
+            assert grown < 64 * 1024 * 1024, f"server grew {grown >> 20} MB"
+            after = await execute(local_server, sandbox, "print(s.value)", extensions=1,
+                                  channel_seq=sent)
+            assert stdout(after) == f"{sent % 100}\n"
+    run(scenario())
