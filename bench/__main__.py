@@ -22,9 +22,9 @@ from .rows import Metric, Plan
 from .stats import median
 
 GROUPS = ("rt", "runall", "ttfo", "mib50", "print200k", "start", "restart", "nbclient",
-          "latency")
+          "latency", "widget")
 PER_CELL = {"rt": rows.round_trips, "runall": rows.run_all, "ttfo": rows.ttfo,
-            "mib50": rows.mib50, "print200k": rows.print200k}
+            "mib50": rows.mib50, "print200k": rows.print200k, "widget": rows.widget_echo}
 #: --smoke fails when a HopX kernel misses one of these grossly (margins for a noisy 2-core
 #: machine; the goals are 20 ms and 1.2 RTT): the 107 ms back-to-back regression must not
 #: land silently again.
@@ -40,7 +40,7 @@ EXPECTED = {
     "start": C.ALL, "start_idle": C.KERNELS, "mem_total": (C.IPYKERNEL, C.EMBEDDED),
     "restart": C.KERNELS, "nb20": C.KERNELS, "nb20x8": C.KERNELS,
     "runall_pass": C.ALL, "runall_ttfo": C.ALL, "runall_ttfo_err": C.ALL,
-    "runall_ttfo_flood": C.ALL,
+    "runall_ttfo_flood": C.ALL, "widget_echo": C.KERNELS,
     **{f"lat_{ms}{t}": latency.KEYS for ms in (0, 20, 80) for t in ("", "_tls")},
 }
 GROUP_OF = {"rt_pass": "rt", "rt_1p1": "rt", "ovh_pass": "rt", "ovh_1p1": "rt",
@@ -50,7 +50,7 @@ GROUP_OF = {"rt_pass": "rt", "rt_1p1": "rt", "ovh_pass": "rt", "ovh_1p1": "rt",
             "start_idle": "start", "mem_total": "start",
             "restart": "restart", "nb20": "nbclient", "nb20x8": "nbclient",
             "runall_pass": "runall", "runall_ttfo": "runall", "runall_ttfo_err": "runall",
-            "runall_ttfo_flood": "runall",
+            "runall_ttfo_flood": "runall", "widget_echo": "widget",
             **{f"lat_{ms}{t}": "latency" for ms in (0, 20, 80) for t in ("", "_tls")}}
 #: latency rows each mode runs: (RTTs in seconds, TLS modes)
 LATENCY = {"full": ((0.0, 0.02, 0.08), (False, True)), "smoke": ((0.0, 0.08), (False,))}

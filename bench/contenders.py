@@ -270,6 +270,23 @@ def run_cell(kc, code: str, keep_outputs: bool = False) -> CellRun:
     return out
 
 
+def widget_round_trip(kc, comm_id: str, value: int) -> float:
+    """Seconds from sending a widget ``update`` to its ``echo_update`` arriving."""
+    msg = kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {
+        "method": "update", "state": {"value": value}, "buffer_paths": []}})
+    t0 = time.perf_counter()
+    kc.session.send(kc.shell_channel.socket, msg)
+    deadline = t0 + CELL_TIMEOUT
+    while True:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            raise TimeoutError("no echo_update for a widget update")
+        got = kc.iopub_channel.get_msg(timeout=left)
+        if (got["parent_header"].get("msg_id") == msg["header"]["msg_id"]
+                and got["header"]["msg_type"] == "comm_msg"):
+            return time.perf_counter() - t0
+
+
 # ---------------------------------------------------------------------------- SDK
 
 

@@ -84,6 +84,7 @@ def targets(metrics: dict[str, Metric]) -> list[tuple[str, str, dict[str, tuple[
     add("Run All: first output ≤ 20 ms", "ms", "runall_ttfo", med, le(20))
     add("Run All: first output from stderr ≤ 20 ms", "ms", "runall_ttfo_err", med, le(20))
     add("first output after a flood ≤ 20 ms", "ms", "runall_ttfo_flood", med, le(20))
+    add("widget update round trip ≤ 2.0× ipykernel", "×", "widget_echo", median_ratio, le(2.0))
     add("time to first output ≤ 0.1× ipykernel", "×", "ttfo", median_ratio, le(0.1))
     add("time to first output ≤ 20 ms", "ms", "ttfo", med, le(20))
     add("50 MiB throughput ≥ 0.8× ipykernel", "×", "mib50", median_ratio, ge(0.8))

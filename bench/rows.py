@@ -51,13 +51,14 @@ class Plan:
     lat: tuple[int, int] = (5, 30)
     lat_starts: int = 3  # kernel starts / SDK creates per latency setting
     lat_notebooks: int = 2  # 20-cell nbclient notebooks per latency setting
+    widget: tuple[int, int] = (20, 200)
     batch: int = 8      # notebooks run concurrently in the batch row
     pause: float = 0.3  # seconds between throughput cells (ipykernel flush-timer artefact)
 
     @classmethod
     def smoke(cls) -> "Plan":
         return cls(rt=(3, 10), ttfo=(0, 1), mib50=(0, 1), print200k=(0, 1), start=(0, 1),
-                   restart=(0, 1), nb=(0, 1), nb8=(0, 1), runall=(2, 8), lat=(2, 8), lat_starts=1, lat_notebooks=0, batch=4,
+                   restart=(0, 1), nb=(0, 1), nb8=(0, 1), runall=(2, 8), lat=(2, 8), lat_starts=1, lat_notebooks=0, widget=(2, 8), batch=4,
                    pause=0.1)
 
 
@@ -80,6 +81,25 @@ def round_trips(live: dict, plan: Plan) -> list[Metric]:
                 if i >= warm:
                     metric.add(key, value)
     return [m_pass, m_1p1]
+
+
+def widget_echo(live: dict, plan: Plan) -> list[Metric]:
+    """A widget update's round trip: the frontend's ``comm_msg`` → ipywidgets 8's
+    ``echo_update`` on iopub (through the kernel channel for the HopX kernels)."""
+    m = Metric("widget_echo", "widget update round trip (frontend `comm_msg` → echo)", "ms")
+    kernels = {k: c for k, c in live.items() if k in C.KERNELS}
+    comm = {}
+    for key, c in kernels.items():
+        out = c.run("import ipywidgets as _w\n_s = _w.IntSlider()\nprint(_s.model_id)",
+                    keep_outputs=True)
+        comm[key] = "".join(x["text"] for t, x in out.outputs if t == "stream").strip()
+    warm, n = plan.widget
+    for i in range(warm + n):
+        for key, c in kernels.items():
+            value = C.widget_round_trip(c.kc, comm[key], i % 100) * 1e3
+            if i >= warm:
+                m.add(key, value)
+    return [m]
 
 
 def overhead(metrics: dict[str, Metric]) -> list[Metric]:

@@ -76,6 +76,10 @@ class CommBridge:
 
     async def channel(self) -> KernelChannel | None:
         """The open channel to the live sandbox, opening it if needed; None without one."""
+        channel = self._channel
+        if (channel is not None and channel.open_now and self.sandbox.has_channel
+                and self.sandbox.generation == self._generation):
+            return channel  # the common case, on every comm message: no lock, no await
         if self._opening is None:
             self._opening = asyncio.Lock()
         async with self._opening:
