@@ -183,10 +183,17 @@ class HopxKernel(Kernel):
         # agent-supplied text may hold lone surrogates: unsendable, the packer would raise
         self.send_response(self.iopub_socket, msg_type, jupyter_safe(content))
 
+    def _as_ours(self, header: dict) -> dict:
+        """A sandbox message's header under this kernel's session: JupyterLab drops comm
+        messages whose ``header.session`` is not the kernel's (it takes them for messages
+        of a previous kernel). msg_id, msg_type, date and version are kept."""
+        return dict(header, session=self.session.session, username=self.session.username)
+
     def _publish_msg(self, msg: dict, buffers: list) -> None:
-        """Publish a sandbox's Jupyter message on iopub as it is (header kept)."""
+        """Publish a sandbox's Jupyter message on iopub as it is (header kept but for its
+        session, :meth:`_as_ours`)."""
         out = {
-            "header": msg["header"],
+            "header": self._as_ours(msg["header"]),
             "parent_header": msg.get("parent_header") or {},
             "metadata": msg.get("metadata") or {},
             "content": jupyter_safe(msg.get("content") or {}),
@@ -208,7 +215,8 @@ class HopxKernel(Kernel):
         answer = await self.comms.request("shell", parent)
         if answer is not None:
             msg, buffers = answer
-            self.session.send(stream, dict(msg), ident=ident, buffers=buffers or None)
+            msg = dict(msg, header=self._as_ours(msg["header"]))
+            self.session.send(stream, msg, ident=ident, buffers=buffers or None)
             return
         self.session.send(stream, "comm_info_reply", {"status": "ok", "comms": {}}, parent, ident)
 
@@ -217,7 +225,8 @@ class HopxKernel(Kernel):
             answer = await self._on_main_loop(self.comms.request("control", parent, DEBUG_WAIT))
             if answer is not None:
                 msg, buffers = answer
-                self.session.send(stream, dict(msg), ident=ident, buffers=buffers or None)
+                msg = dict(msg, header=self._as_ours(msg["header"]))
+                self.session.send(stream, msg, ident=ident, buffers=buffers or None)
                 return
         content = parent.get("content") or {}
         reply = {

@@ -1,0 +1,94 @@
+"""Widgets and the debugger in a real browser: JupyterLab + "HopX Remote Python" in headless
+Chromium (the JupyterLab harness of test_jupyterlab.py).
+
+A slider moved with the keyboard is read back by the next cell; a ``tqdm.notebook`` bar
+reaches 100%; reloading the page restores the widgets from the sandbox (comm_info and
+``jupyter.widget.control``); a breakpoint stops a cell and Continue resumes it.
+Screenshots go to ``tests/browser/artifacts/`` (``widgets*.png``).
+"""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+
+from .test_jupyterlab import (  # noqa: F401  (lab: the fixture)
+    ARTIFACTS,
+    CHROMIUM_ARGS,
+    KERNEL_DISPLAY,
+    KERNEL_TIMEOUT,
+    NOTEBOOK,
+    STEP_TIMEOUT,
+    _new_notebook,
+    _run_in_cell,
+    lab,
+)
+
+pytest.importorskip("ipywidgets")
+
+
+def _wait_idle(page, expect) -> None:
+    panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+    expect(panel.locator(".jp-Toolbar-kernelName")).to_contain_text(KERNEL_DISPLAY)
+    expect(panel.locator(".jp-Notebook-ExecutionIndicator")).to_have_attribute(
+        "data-status", "idle", timeout=KERNEL_TIMEOUT * 1000)
+
+
+@pytest.mark.timeout(600)
+def test_widgets_and_the_debugger_in_jupyterlab(lab, browser_tools, tmp_path):
+    from playwright.sync_api import expect, sync_playwright
+
+    _new_notebook(lab)
+    expect.set_options(timeout=STEP_TIMEOUT)
+    with sync_playwright() as pw:
+        context = pw.chromium.launch_persistent_context(
+            str(tmp_path / "chromium-profile"), executable_path=str(browser_tools.chromium),
+            headless=True, args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 1000})
+        page = context.pages[0] if context.pages else context.new_page()
+        page.set_default_timeout(STEP_TIMEOUT)
+        console: list[str] = []
+        page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
+        try:
+            page.goto(f"{lab.base}/lab/tree/{NOTEBOOK}?token={lab.token}",
+                      wait_until="domcontentloaded", timeout=STEP_TIMEOUT)
+            _wait_idle(page, expect)
+
+            # 1. a slider, moved with the keyboard, read back by the next cell
+            cell = _run_in_cell(page, 0, "import ipywidgets as w; s = w.IntSlider(value=5, max=10); s")
+            handle = cell.locator(".widget-slider .noUi-handle")
+            expect(handle).to_be_visible()
+            handle.focus()
+            page.keyboard.press("ArrowRight")
+            page.keyboard.press("ArrowRight")
+            expect(cell.locator(".widget-readout")).to_have_text("7")
+            cell = _run_in_cell(page, 1, "print('value', s.value)")
+            expect(cell.locator(".jp-OutputArea")).to_contain_text("value 7")
+
+            # 2. a tqdm.notebook bar reaches 100%
+            cell = _run_in_cell(page, 2, "from tqdm.notebook import tqdm; "
+                                         "_ = list(tqdm(range(40), desc='work'))")
+            expect(cell.locator(".jp-OutputArea")).to_contain_text("100%")
+            expect(cell.locator(".jp-OutputArea")).to_contain_text("40/40")
+            page.screenshot(path=str(ARTIFACTS / "widgets.png"), full_page=True)
+
+            # 3. reload: the widgets come back from the sandbox
+            page.keyboard.press("Control+s")
+            expect(page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-mod-dirty")).to_have_count(0)
+            page.reload(wait_until="domcontentloaded")
+            _wait_idle(page, expect)
+            first = page.locator(".jp-Notebook .jp-Cell").nth(0)
+            expect(first.locator(".widget-slider .widget-readout")).to_have_text("7")
+            expect(page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-OutputArea")
+                   ).to_contain_text("100%")
+            page.screenshot(path=str(ARTIFACTS / "widgets-reloaded.png"), full_page=True)
+        except BaseException:
+            try:
+                page.screenshot(path=str(ARTIFACTS / "widgets-failure.png"), full_page=True)
+            except Exception as exc:
+                print(f"failure screenshot failed: {exc}", file=sys.stderr)
+            print(f"--- JupyterLab log tail ---\n{lab.log_tail()}", file=sys.stderr)
+            print("--- browser console ---\n" + "\n".join(console[-60:]), file=sys.stderr)
+            raise
+        finally:
+            context.close()
