@@ -137,15 +137,20 @@ def test_a_comm_flood_while_a_cell_prints_loses_nothing_and_stays_bounded(local_
         comm_id = stdout(got).strip()
         before = server.memory_info().rss
         async with channel(local_server, sandbox) as ws:
+            async def drain():  # a frontend reads what comes back (echoes)
+                async for _ in ws:
+                    pass
+            reader = asyncio.ensure_future(drain())
             cell = asyncio.ensure_future(execute(local_server, sandbox, code, extensions=1))
             sent = 0
-            while not cell.done():  # ~1000 messages a second until the cell ends
+            while not cell.done() and sent < 1000:  # ~1000 a second while the cell prints
                 for _ in range(10):
                     sent += 1
                     await ws.send(json.dumps({"channel": "shell", "seq": sent,
                                               "msg": update(comm_id, {"value": sent % 100})}))
                 await asyncio.sleep(0.01)
             got = await cell
+            assert sent == 1000 or stdout(got).count("\n") == 1500
             assert stdout(got) == "".join(f"{i}\n" for i in range(1500))
             assert sent > 100
             grown = server.memory_info().rss - before
@@ -153,4 +158,5 @@ def test_a_comm_flood_while_a_cell_prints_loses_nothing_and_stays_bounded(local_
             after = await execute(local_server, sandbox, "print(s.value)", extensions=1,
                                   channel_seq=sent)
             assert stdout(after) == f"{sent % 100}\n"
+            reader.cancel()
     run(scenario())
