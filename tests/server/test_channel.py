@@ -64,7 +64,7 @@ def channel(server, sandbox):
 
 
 def test_official_clients_get_no_jupyter_frames(local_server, sandbox):
-    got = stream_sync(local_server, sandbox, WIDGET)
+    got = stream_sync(local_server, sandbox, WIDGET, extensions=None)
     assert {f["type"] for f in got} <= {"stdout", "result", "complete"}
     with_ext = run(execute(local_server, sandbox, WIDGET, extensions=1))
     opens = [f for f in with_ext if isinstance(f, frames.Jupyter) and f.msg["msg_type"] == "comm_open"]
