@@ -73,13 +73,24 @@ def test_paths(tmp_path: Path):
     assert to_host_path(root, "/workspace/d/../y") == root / "y"
     assert to_sandbox_path(root, root / "d" / "x") == "/workspace/d/x"
     assert to_sandbox_path(root, root) == "/workspace"
-    for bad in ("/etc/passwd", "/workspace/../etc", "../x", "/workspacex/y", "/tmp", "a\0b"):
+    # /tmp and the home folder are the sandbox's own folders beside /workspace's
+    assert to_host_path(root, "/tmp") == tmp_path / "sb.tmp"
+    assert to_host_path(root, "/tmp/a/b") == tmp_path / "sb.tmp" / "a" / "b"
+    assert to_host_path(root, "~/n") == to_host_path(root, "/root/n") == tmp_path / "sb.home" / "n"
+    assert to_sandbox_path(root, tmp_path / "sb.tmp" / "a") == "/tmp/a"
+    assert to_sandbox_path(root, tmp_path / "sb.home") == "/root"
+    for bad in ("/etc/passwd", "/workspace/../etc", "../x", "/workspacex/y", "/tmpx/y",
+                "/tmp/../etc", "~/../etc", "/home/user", "a\0b"):
         with pytest.raises(PathNotAllowed) as info:
             to_host_path(root, bad)
         assert info.value.status == 403 and info.value.code == "PATH_NOT_ALLOWED"
     (root / "link").symlink_to("/etc")
     with pytest.raises(PathNotAllowed):
         to_host_path(root, "/workspace/link/passwd")
+    (tmp_path / "sb.tmp").mkdir()
+    (tmp_path / "sb.tmp" / "up").symlink_to(root)  # into /workspace: still out of /tmp
+    with pytest.raises(PathNotAllowed):
+        to_host_path(root, "/tmp/up/d")
 
 
 def test_env_scrub_and_mask():
