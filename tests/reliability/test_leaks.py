@@ -85,8 +85,12 @@ def test_fifty_cloud_cycles_and_a_few_embedded_leave_nothing(tmp_path):
         # creates up to PARALLEL idle kernels may stay warm: bounded, not one per cycle
         wait_for(lambda: len(sandbox_kernels(server)) <= warm + PARALLEL, 20, "sandbox kernels to end")
         # the only sandbox folders left are the warm pool's, one per idle kernel
+        # (each has its /tmp and home folders beside it: <id>.tmp, <id>.home)
         left = [p for p in (tmp_path / "root").iterdir() if p.name != ".kernels"]
-        assert len(left) == len(sandbox_kernels(server))
+        workspaces = [p for p in left if not p.name.endswith((".tmp", ".home"))]
+        assert len(workspaces) == len(sandbox_kernels(server))
+        assert sorted(p.name for p in left) == sorted(
+            w.name + suffix for w in workspaces for suffix in ("", ".tmp", ".home"))
         assert folders() <= before_folders  # embedded servers removed theirs
     finally:
         assert server.stop() == 0
