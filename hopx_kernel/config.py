@@ -9,7 +9,7 @@ Variables:
     HOPX_TEMPLATE        template for new sandboxes (default ``code-interpreter``).
     HOPX_SANDBOX_ID      attach to this existing sandbox; it is never deleted.
     HOPX_SANDBOX_TIMEOUT sandbox lifetime in seconds, extended while the kernel lives
-                         (default 3600).
+                         (default 3600, 60 to 2592000 = 30 days).
     HOPX_EXEC_TIMEOUT    per-cell timeout in seconds sent to the agent (default: none sent).
     HOPX_WORKDIR         working directory for each cell (default: none sent, so ``%cd``
                          persists).
@@ -47,6 +47,8 @@ from .errors import ConfigError
 
 DEFAULT_BASE_URL = "https://api.hopx.dev"
 DEFAULT_TEMPLATE = "code-interpreter"
+#: The longest HOPX_SANDBOX_TIMEOUT (30 days, the local server's cap on timeout_seconds too).
+MAX_SANDBOX_TIMEOUT = 30 * 24 * 3600
 
 Mode = Literal["embedded", "cloud", "attach"]
 #: The names HOPX_LOG_LEVEL accepts (the ``logging`` module's own, any case).
@@ -75,7 +77,8 @@ class Config:
 
 
 def _number(
-    env: Mapping[str, str], name: str, default, *, minimum: float = 0.0, cast=float, unit: str = "seconds"
+    env: Mapping[str, str], name: str, default, *, minimum: float = 0.0, cast=float,
+    unit: str = "seconds", maximum: float = math.inf,
 ):
     raw = env.get(name, "").strip()
     if not raw:
@@ -89,6 +92,8 @@ def _number(
         raise ConfigError(f"{name}={raw!r} is not a number", hint)
     if value < minimum:
         raise ConfigError(f"{name}={raw!r} is too small", f"Use a value of at least {minimum:g}.")
+    if value > maximum:
+        raise ConfigError(f"{name}={raw!r} is too large", f"Use a value of at most {maximum:g}.")
     return value
 
 
@@ -145,7 +150,8 @@ def from_env(env: Mapping[str, str]) -> Config:
         base_url=base_url,
         template=env.get("HOPX_TEMPLATE", "").strip() or DEFAULT_TEMPLATE,
         sandbox_id=sandbox_id,
-        sandbox_timeout=_number(env, "HOPX_SANDBOX_TIMEOUT", 3600, minimum=60, cast=int),
+        sandbox_timeout=_number(env, "HOPX_SANDBOX_TIMEOUT", 3600, minimum=60, cast=int,
+                                 maximum=MAX_SANDBOX_TIMEOUT),
         exec_timeout=_number(env, "HOPX_EXEC_TIMEOUT", None, minimum=0) or None,
         workdir=env.get("HOPX_WORKDIR", "").strip() or None,
         env=_env_object(raw_env) if raw_env else {},

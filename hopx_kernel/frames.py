@@ -480,6 +480,10 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
         _str_dict(env, kind, "env")
         if not all(isinstance(k, str) and isinstance(v, str) for k, v in env.items()):
             raise FrameError("'execute' frame: 'env' must map strings to strings")
+        bad = next((k for k in env if not k or "=" in k or "\0" in k), None)
+        if bad is not None:
+            raise FrameError(f"'execute' frame: invalid environment variable {bad!r} (empty, or "
+                             "holds '=' or a NUL character)")
         workdir = _get(obj, "workdir", str, None, kind)
         if workdir is None and isinstance(obj.get("working_dir"), str):
             workdir = obj["working_dir"]

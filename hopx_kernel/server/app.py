@@ -8,6 +8,7 @@ from tornado.web import Application
 
 from . import agent, commands, channel, control, files, stream
 from .base import NotFoundHandler
+from .logs import log_request
 from .execution import Context
 from .sandbox import Registry
 
@@ -80,4 +81,5 @@ def make_app(state: ServerState) -> Application:
         websocket_max_message_size=WS_HARD_LIMIT,
         websocket_ping_interval=None,
         compress_response=False,
+        log_function=log_request,
     )

@@ -18,6 +18,25 @@ from .sandbox import TEMPLATE_ID, TEMPLATES, Sandbox
 #: The resources a local sandbox reports (the SDK needs all three keys or none).
 RESOURCES = {"vcpu": 1, "memory_mb": 2048, "disk_mb": 10240}
 ORGANIZATION_ID = 0
+#: The longest ``timeout_seconds`` a sandbox takes (30 days), at create and through PUT.
+MAX_TIMEOUT_SECONDS = 30 * 24 * 3600
+
+
+def parse_timeout(value: object, *, zero_ok: bool) -> int | None:
+    """A valid ``timeout_seconds`` (None when absent), or a clean 400.
+
+    Example:
+        >>> parse_timeout(60, zero_ok=False)
+        60
+    """
+    if value is None and zero_ok:
+        return None
+    low = 0 if zero_ok else 1
+    if (isinstance(value, bool) or not isinstance(value, int)
+            or not low <= value <= MAX_TIMEOUT_SECONDS):
+        raise ServerError(400, "INVALID_REQUEST", f"'timeout_seconds' must be an integer from "
+                          f"{low} to {MAX_TIMEOUT_SECONDS} (30 days)")
+    return value
 
 
 def sandbox_object(sandbox: Sandbox, base_url: str, memory_mb: int | None = None) -> dict:
@@ -63,10 +82,7 @@ def parse_create(body: dict[str, Any]) -> dict[str, Any]:
             f"unknown template {name!r}; use one of {valid}",
             {"template": name, "available_templates": list(TEMPLATES)},
         )
-    timeout = body.get("timeout_seconds")
-    if timeout is not None and (isinstance(timeout, bool) or not isinstance(timeout, int)
-                                or timeout < 0):
-        raise ServerError(400, "INVALID_REQUEST", "'timeout_seconds' must be an integer >= 0")
+    timeout = parse_timeout(body.get("timeout_seconds"), zero_ok=True)
     internet = body.get("internet_access", True)
     if not isinstance(internet, bool):
         raise ServerError(400, "INVALID_REQUEST", "'internet_access' must be a boolean")
@@ -153,9 +169,7 @@ class SandboxActionHandler(ControlHandler):
         if action != "timeout":
             raise ServerError(405, "METHOD_NOT_ALLOWED", f"use POST for {action}")
         sandbox = self.state.registry.get(sandbox_id)
-        seconds = self.json_body().get("timeout_seconds")
-        if isinstance(seconds, bool) or not isinstance(seconds, int) or seconds <= 0:
-            raise ServerError(400, "INVALID_REQUEST", "'timeout_seconds' must be an integer > 0")
+        seconds = parse_timeout(self.json_body().get("timeout_seconds"), zero_ok=False)
         self.state.registry.set_timeout(sandbox, seconds)
         self.show(sandbox)
 

@@ -124,6 +124,11 @@ async def execute(
         await emit(AgentError("language 'javascript' needs 'node' on the server's PATH, "
                           "and it was not found", "INVALID_REQUEST"))
         return False
+    if any("\0" in v for v in request.env.values()) or (request.language != "python"
+                                                         and "\0" in request.code):
+        await emit(AgentError("the code and environment values cannot hold NUL characters",
+                              "INVALID_REQUEST"))
+        return False
     try:
         host_dir = to_host_path(sandbox.folder, request.workdir) if request.workdir else None
     except ServerError as exc:

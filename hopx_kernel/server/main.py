@@ -30,15 +30,32 @@ from tornado.netutil import bind_sockets
 
 from . import auth
 from .app import MAX_BODY, ServerState, make_app
-from .environment import scrub_env
+from .environment import sandbox_env
 from .execution import Context
 from .ipython import IPythonRunner, Limits
 from .pool import KernelPool
-from .sandbox import Registry
+from .sandbox import MAX_SANDBOXES, Registry
 
 log = logging.getLogger("hopx_kernel.server")
 #: Seconds between checks that ``--parent-pid`` still lives.
 PARENT_POLL = 0.5
+#: Seconds a connection may sit without a request (and headers may take to arrive).
+IDLE_TIMEOUT = 60.0
+#: Seconds a request body (an upload of up to MAX_BODY) may take to arrive.
+BODY_TIMEOUT = 300.0
+PR_SET_DUMPABLE = 4
+
+
+def make_undumpable() -> bool:
+    """``prctl(PR_SET_DUMPABLE, 0)``: processes of the same user (sandbox code) can no longer
+    read this server's ``/proc/<pid>/environ`` or memory, nor ptrace it. True on success."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return libc.prctl(PR_SET_DUMPABLE, 0, 0, 0, 0) == 0
+    except (OSError, AttributeError):
+        return False
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -62,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="address-space cap per sandbox process (RLIMIT_AS)")
     p.add_argument("--max-procs", type=int, default=None,
                    help="process cap per sandbox user (RLIMIT_NPROC)")
+    p.add_argument("--max-sandboxes", type=int, default=MAX_SANDBOXES,
+                   help=f"live sandboxes at most; more creates answer 429 (default "
+                        f"{MAX_SANDBOXES})")
     p.add_argument("--token-ttl", type=float, default=24 * 3600.0,
                    help="seconds an agent token stays valid (default 24 h)")
     p.add_argument("--public-url", default=None,
@@ -97,13 +117,16 @@ def parent_alive(parent_pid: int, original_ppid: int) -> bool:
 
 async def serve(args: argparse.Namespace) -> int:
     """Run until a signal or the parent's end; returns the exit status."""
+    if not make_undumpable():
+        log.warning("could not mark the server non-dumpable (prctl); sandbox code running as "
+                    "the same user may read its environment and memory")
     made_root = args.root is None
     root = Path(args.root or tempfile.mkdtemp(prefix="hopx-local-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
     runtime = root / ".kernels"  # connection files, beside (not inside) the sandbox folders
     runtime.mkdir(mode=0o700, exist_ok=True)
     limits = Limits(args.memory_limit_mb, args.max_procs)
-    base_env = scrub_env(os.environ)
+    base_env = sandbox_env(os.environ)
     package_parent = str(Path(__file__).resolve().parents[2])
     kernel_env = dict(base_env)
     if package_parent not in kernel_env.get("PYTHONPATH", "").split(os.pathsep):
@@ -113,7 +136,7 @@ async def serve(args: argparse.Namespace) -> int:
     pool = KernelPool(root, args.pool_size,
                       lambda folder: IPythonRunner(folder, kernel_env, runtime, limits),
                       refill=args.pool_refill)
-    registry = Registry(pool, token_ttl=args.token_ttl)
+    registry = Registry(pool, token_ttl=args.token_ttl, max_sandboxes=args.max_sandboxes)
     state = ServerState(api_key=args.token or auth.new_token(), registry=registry,
                         ctx=Context(registry, base_env, limits), extensions=args.extensions)
     state.stream_reuse = not args.no_stream_reuse

@@ -9,7 +9,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import logging
+import os
+import resource
 import secrets
 import shutil
 from collections.abc import Callable
@@ -24,6 +27,26 @@ log = logging.getLogger(__name__)
 Entry = tuple[str, Path, IPythonRunner]
 #: Consecutive start failures after which the pool stops retrying and reports them.
 MAX_FAILURES = 3
+#: File descriptors a new kernel needs free in the server (its sockets, pipes and files,
+#: with room to spare); with fewer, creating one is refused at once with 503.
+FD_HEADROOM = 64
+
+
+def free_fds() -> int | None:
+    """How many more file descriptors this process may open (None when unknown)."""
+    soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    if soft == resource.RLIM_INFINITY:
+        return None
+    try:
+        return soft - len(os.listdir("/proc/self/fd"))
+    except OSError:
+        return None
+
+
+def _out_of_fds() -> ServerError:
+    return ServerError(503, "SERVICE_UNAVAILABLE", "the local sandbox server is out of file "
+                       "descriptors (its open-file limit, ulimit -n); end a sandbox or raise "
+                       "the limit")
 
 
 def new_sandbox_id() -> str:
@@ -58,6 +81,9 @@ class KernelPool:
         self._closed = False
 
     async def _make(self) -> Entry:
+        free = free_fds()
+        if free is not None and free < FD_HEADROOM:
+            raise _out_of_fds()
         sandbox_id = new_sandbox_id()
         folder = self.root / sandbox_id
         for private in private_folders(folder):  # /workspace, /tmp, home
@@ -65,6 +91,12 @@ class KernelPool:
         runner = self._make_runner(folder)
         try:
             await runner.start()
+        except OSError as exc:
+            await runner.shutdown()
+            shutil.rmtree(folder, ignore_errors=True)
+            if exc.errno in (errno.EMFILE, errno.ENFILE):
+                raise _out_of_fds() from exc
+            raise
         except BaseException:
             await runner.shutdown()
             for private in private_folders(folder):
@@ -100,6 +132,8 @@ class KernelPool:
             except Exception as exc:
                 self._failures += 1
                 self._last_error = exc
+                if isinstance(exc, ServerError) and exc.status == 503:
+                    self._failures = MAX_FAILURES  # not worth retrying: refuse at once
                 log.error("could not start an IPython kernel: %s", exc)
                 if self._failures >= MAX_FAILURES:
                     return
@@ -124,6 +158,8 @@ class KernelPool:
         while True:
             if self._failures >= MAX_FAILURES and self._ready.empty():
                 self._failures = 0  # let a later call try again
+                if isinstance(self._last_error, ServerError):
+                    raise self._last_error
                 raise ServerError(
                     503,
                     "SERVICE_UNAVAILABLE",

@@ -36,6 +36,9 @@ TEMPLATE_ID = "local-code-interpreter"
 TOKEN_TTL = 24 * 3600.0
 #: How many ended sandboxes are remembered for 410 answers.
 REMEMBER_ENDED = 10_000
+#: Live sandboxes one server holds by default (``--max-sandboxes``); each costs a Python
+#: process (~50 MB) and ~25 file descriptors.
+MAX_SANDBOXES = 32
 
 
 def _digest(token: str) -> str:
@@ -89,8 +92,11 @@ class Registry:
         pool: where ready kernels come from.
     """
 
-    def __init__(self, pool: KernelPool, token_ttl: float = TOKEN_TTL) -> None:
+    def __init__(self, pool: KernelPool, token_ttl: float = TOKEN_TTL,
+                 max_sandboxes: int = MAX_SANDBOXES) -> None:
         self.token_ttl = token_ttl
+        self.max_sandboxes = max_sandboxes
+        self._creating = 0
         self._pool = pool
         self._live: dict[str, Sandbox] = {}
         self._tokens: dict[str, str] = {}
@@ -109,8 +115,22 @@ class Registry:
         internet_access: bool = True,
         env_vars: dict[str, str] | None = None,
     ) -> Sandbox:
-        """A new running sandbox, with a kernel from the warm pool."""
-        sandbox_id, folder, runner = await self._pool.take()
+        """A new running sandbox, with a kernel from the warm pool.
+
+        Raises:
+            ServerError: 429 when ``max_sandboxes`` are live (or being made).
+        """
+        if len(self._live) + self._creating >= self.max_sandboxes:
+            raise ServerError(
+                429, "RATE_LIMITED",
+                f"this local sandbox server already runs {self.max_sandboxes} sandboxes, its "
+                "cap (--max-sandboxes); delete one (DELETE /v1/sandboxes/<id>) and retry",
+                {"max_sandboxes": self.max_sandboxes})
+        self._creating += 1
+        try:
+            sandbox_id, folder, runner = await self._pool.take()
+        finally:
+            self._creating -= 1
         sandbox = Sandbox(
             id=sandbox_id,
             folder=folder,

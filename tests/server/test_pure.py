@@ -11,7 +11,7 @@ from hopx_kernel.errors import HopxKernelError
 from hopx_kernel.server import auth
 from hopx_kernel.server.bodies import agent_error_body, control_error_body, rfc3339
 from hopx_kernel.server.control import parse_create
-from hopx_kernel.server.environment import MASK, mask_env, scrub_env, validate_env
+from hopx_kernel.server.environment import MASK, mask_env, sandbox_env, validate_env
 from hopx_kernel.server.errors import PathNotAllowed, ServerError
 from hopx_kernel.server.execution import env_changes, postlude_code, prelude_code
 from hopx_kernel.server.ipython import death_reason
@@ -97,7 +97,7 @@ def test_env_scrub_and_mask():
     env = {"PATH": "/bin", "HOPX_API_KEY": "k", "my_secret_token": "t", "AWS_ACCESS_KEY_ID": "a",
            "DB_PASSWORD": "p", "GCP_CREDENTIALS": "c", "JPY_PARENT_PID": "1",
            "JUPYTER_RUNTIME_DIR": "/r", "HOME": "/h", "MPLBACKEND": "agg"}
-    assert scrub_env(env) == {"PATH": "/bin", "HOME": "/h"}
+    assert sandbox_env({**env, "DATABASE_URL": "pg://u:p@h", "GITHUB_PAT": "g", "NPM_AUTH": "n", "PGPASS": "p", "SSH_AUTH_SOCK": "/s", "LC_ALL": "C"}) == {"PATH": "/bin", "HOME": "/h", "LC_ALL": "C"}
     masked = mask_env({"API_KEY": "x", "NAME": "y"})
     assert masked == {"API_KEY": MASK, "NAME": "y"}
     assert validate_env({"A": "1"}) == {"A": "1"}
