@@ -49,14 +49,29 @@ def pytest_collection_modifyitems(config, items):
             item.add_marker(pytest.mark.slow)
 
 
+def _of_this_run(proc: psutil.Process, descendants: set[int]) -> bool:
+    """Whether ``proc`` belongs to this run. The local server makes itself non-dumpable
+    (its environ is unreadable) and sandboxes get an allowlisted environment, so besides
+    ``HKT_RUN_ID`` a process counts when its command line names the run's TMPDIR (sandbox
+    kernels, embedded servers' --root) or it descends from pytest."""
+    if proc.pid in descendants or str(RUN_TMP) in " ".join(proc.cmdline()):
+        return True
+    try:
+        return proc.environ().get("HKT_RUN_ID") == RUN_ID
+    except psutil.AccessDenied:
+        return False
+
+
 def run_processes() -> list[psutil.Process]:
     """Live processes started (directly or not) by this test run, other than pytest itself."""
     found = []
+    me = psutil.Process()
+    descendants = {p.pid for p in me.children(recursive=True)}
     for proc in psutil.process_iter(["pid", "status"]):
         try:
             if proc.pid == os.getpid() or proc.info["status"] == psutil.STATUS_ZOMBIE:
                 continue
-            if proc.environ().get("HKT_RUN_ID") == RUN_ID:
+            if _of_this_run(proc, descendants):
                 found.append(proc)
         except (psutil.NoSuchProcess, psutil.AccessDenied, psutil.ZombieProcess):
             continue

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from tornado.web import Application
 
-from . import agent, commands, channel, control, files, stream
+from . import agent, channel, commands, control, files, stream, upload
 from .base import NotFoundHandler
 from .logs import log_request
 from .execution import Context
@@ -71,7 +71,8 @@ def make_app(state: ServerState) -> Application:
         (r"/env/?", agent.EnvHandler, s),
         (r"/complete/?", agent.CompleteHandler, s),
         (r"/inspect/?", agent.InspectHandler, s),
-        (r"/files/(read|download|list|exists|write|upload|mkdir|remove)/?",
+        (r"/files/upload/?", upload.UploadHandler, s),
+        (r"/files/(read|download|list|exists|write|mkdir|remove)/?",
          files.FilesHandler, s),
     ]
     return Application(

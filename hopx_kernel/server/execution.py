@@ -11,6 +11,7 @@ per-execution parts are undone after it (:func:`prelude_code`, :func:`postlude_c
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import shutil
 import time
@@ -21,7 +22,8 @@ from ..frames import AgentError, Execute, Result, Stream
 from .bodies import now_rfc3339
 from .errors import ServerError
 from .ipython import Ask, CellOutcome, Emit, Limits, RunControl
-from .paths import to_host_path
+from . import safefs
+from .paths import host_root, locate
 from .sandbox import Registry, Sandbox
 from .subproc import run_process
 
@@ -130,11 +132,13 @@ async def execute(
                               "INVALID_REQUEST"))
         return False
     try:
-        host_dir = to_host_path(sandbox.folder, request.workdir) if request.workdir else None
+        virtual, rel = locate(request.workdir) if request.workdir else (None, None)
     except ServerError as exc:
         await emit(AgentError(exc.message, exc.code))
         return False
-    if host_dir is not None and not host_dir.is_dir():
+    base = host_root(sandbox.folder, virtual) if virtual is not None else None
+    host_dir = (base / rel if rel else base) if base is not None else None
+    if base is not None and not await asyncio.to_thread(safefs.is_dir, base, rel):
         await emit(AgentError(f"workdir {request.workdir!r} is not a directory in the sandbox",
                           "DIRECTORY_NOT_FOUND"))
         return False

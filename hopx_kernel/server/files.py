@@ -1,95 +1,131 @@
 """Agent-plane file endpoints (docs/protocol.md §2.3), confined to the sandbox's folder.
 
 ``/workspace`` (and relative paths) map to the sandbox's folder; anything that
-escapes it is refused with 403 ``PATH_NOT_ALLOWED`` (:mod:`.paths`).
+escapes it is refused with 403 ``PATH_NOT_ALLOWED`` (:mod:`.paths`). Every file
+operation goes through :mod:`.safefs` (resolved once, race-free, regular files only) in
+a worker thread, so a slow disk or a hostile file never blocks the event loop; downloads
+are streamed in chunks and reads, writes and downloads have size caps.
 """
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
-import shutil
-from pathlib import Path
+import os
 
+from . import safefs
 from .agent import AgentHandler
 from .bodies import rfc3339
 from .errors import ServerError
-from .paths import private_folders, to_host_path, to_sandbox_path
+from .paths import WORKSPACE, host_root, locate
 
-#: The largest file ``/files/read`` returns as text (download has no such limit).
+#: The largest file ``/files/read`` returns as text.
 MAX_READ_BYTES = 64 * 1024 * 1024
+#: The largest file ``/files/download`` sends.
+MAX_DOWNLOAD_BYTES = 4 * 1024 * 1024 * 1024
 
 
-def _not_found(path: str) -> ServerError:
-    return ServerError(404, "FILE_NOT_FOUND", f"no such file or directory: {path}", {"path": path})
+def sandbox_path(rel: str, virtual: str = WORKSPACE) -> str:
+    """The sandbox path (``/workspace/...``, ``/tmp/...``) shown for a relative path."""
+    return f"{virtual}/{rel}" if rel else virtual
 
 
-def list_entry(root: Path, entry: Path) -> dict:
+def list_item(rel_dir: str, entry: safefs.Entry, virtual: str = WORKSPACE) -> dict:
     """One ``/files/list`` item."""
-    info = entry.lstat()
-    is_dir = entry.is_dir()
     return {
         "name": entry.name,
-        "path": to_sandbox_path(root, entry),
-        "size": 0 if is_dir else info.st_size,
-        "is_directory": is_dir,
-        "is_dir": is_dir,
-        "modified_time": rfc3339(info.st_mtime),
-        "modified": rfc3339(info.st_mtime),  # the JS SDK's FileInfo reads this name
-        "permissions": oct(info.st_mode & 0o777)[2:].rjust(4, "0"),
+        "path": sandbox_path(f"{rel_dir}/{entry.name}".lstrip("/"), virtual),
+        "size": entry.size,
+        "is_directory": entry.is_dir,
+        "is_dir": entry.is_dir,
+        "modified_time": rfc3339(entry.mtime),
+        "modified": rfc3339(entry.mtime),  # the JS SDK's FileInfo reads this name
+        "permissions": oct(entry.mode & 0o777)[2:].rjust(4, "0"),
     }
 
 
-class FilesHandler(AgentHandler):
-    """``/files/<action>`` for read, download, list, exists, write, upload, mkdir, remove."""
+def parse_mode(mode: object) -> int | None:
+    """A file mode given as an octal string (``"644"``), or None."""
+    if not isinstance(mode, str):
+        return None
+    try:
+        return int(mode, 8) & 0o777
+    except ValueError:
+        raise ServerError(400, "INVALID_REQUEST", f"invalid mode {mode!r}") from None
 
-    def _path(self, value: str | None) -> tuple[str, Path]:
+
+def write_file(root, rel: str, data: bytes, mode: int | None) -> None:
+    """Write ``data`` to ``rel`` (blocking; run it in a thread)."""
+    fd = safefs.open_for_write(root, rel)
+    try:
+        safefs.write_all(fd, data)
+        if mode is not None:
+            safefs.chmod(fd, mode)
+    finally:
+        os.close(fd)
+
+
+class FilesHandler(AgentHandler):
+    """``/files/<action>`` for read, download, list, exists, write, mkdir, remove."""
+
+    def _rel(self, value: object) -> tuple[str, str]:
+        """(the path as given, the path relative to ``self.root``), setting ``self.root``
+        (the host folder of /workspace, /tmp or home) and ``self.virtual``."""
         if value is None:
             raise ServerError(400, "MISSING_PARAMETER", "parameter 'path' is required")
-        return value, to_host_path(self.sandbox.folder, value)
+        self.virtual, rel = locate(value)
+        self.root = host_root(self.sandbox.folder, self.virtual)
+        return str(value), rel
 
-    def get(self, action: str) -> None:
-        raw, host = self._path(self.get_query_argument("path", "/workspace"))
+    async def get(self, action: str) -> None:
+        raw, rel = self._rel(self.get_query_argument("path", WORKSPACE))
+        root = self.root
         if action == "exists":
-            self.reply({"exists": host.exists(), "path": raw})
+            self.reply({"exists": await asyncio.to_thread(safefs.exists, root, rel), "path": raw})
         elif action == "list":
-            if not host.is_dir():
-                raise ServerError(404, "DIRECTORY_NOT_FOUND", f"not a directory: {raw}")
-            items = [list_entry(self.sandbox.folder, e) for e in sorted(host.iterdir())]
+            try:
+                entries = await asyncio.to_thread(safefs.list_dir, root, rel)
+            except safefs.FsError as exc:
+                if exc.status in (404, 400):
+                    raise ServerError(404, "DIRECTORY_NOT_FOUND", f"not a directory: {raw}") \
+                        from None
+                raise
+            items = [list_item(rel, e, self.virtual) for e in entries]
             self.reply({"files": items, "path": raw, "count": len(items)})
-        elif action in ("read", "download"):
-            if not host.is_file():
-                raise _not_found(raw)
-            data = host.read_bytes() if action == "download" else self._read_text(host, raw)
-            if action == "download":
-                self.set_header("Content-Type", "application/octet-stream")
-                self.finish(data)
-            else:
-                self.reply({"content": data, "path": raw, "size": host.stat().st_size})
+        elif action == "read":
+            data = await asyncio.to_thread(safefs.read_all, root, rel, MAX_READ_BYTES)
+            self.reply({"content": data.decode("utf-8", errors="replace"), "path": raw,
+                        "size": len(data)})
+        elif action == "download":
+            await self._download(root, rel)
         else:
             raise ServerError(405, "METHOD_NOT_ALLOWED", f"use POST or DELETE for /files/{action}")
 
-    @staticmethod
-    def _read_text(host: Path, raw: str) -> str:
-        if host.stat().st_size > MAX_READ_BYTES:
-            raise ServerError(413, "INVALID_REQUEST",
-                              f"{raw} is too large to read as text; use /files/download")
-        return host.read_bytes().decode("utf-8", errors="replace")
+    async def _download(self, root, rel: str) -> None:
+        fd, size = await asyncio.to_thread(safefs.open_regular, root, rel, MAX_DOWNLOAD_BYTES)
+        try:
+            self.set_header("Content-Type", "application/octet-stream")
+            self.set_header("Content-Length", str(size))
+            sent = 0
+            while sent < size:
+                chunk = await asyncio.to_thread(safefs.read_chunk, fd,
+                                                min(safefs.CHUNK, size - sent))
+                if not chunk:
+                    break  # it shrank meanwhile: the client sees a short body
+                sent += len(chunk)
+                self.write(chunk)
+                await self.flush()  # waits for the client: one chunk in memory at a time
+        finally:
+            os.close(fd)
+        self.finish()
 
-    def post(self, action: str) -> None:
-        if action == "upload":
-            files = self.request.files.get("file")
-            if not files:
-                raise ServerError(400, "MISSING_PARAMETER", "multipart field 'file' is required")
-            raw, host = self._path(self.get_body_argument("path", None))
-            self._write(raw, host, files[0]["body"])
-            return
+    async def post(self, action: str) -> None:
         body = self.json_body()
-        raw, host = self._path(body.get("path"))
+        raw, rel = self._rel(body.get("path"))
+        root = self.root
         if action == "mkdir":
-            if host.exists() and not host.is_dir():
-                raise ServerError(409, "FILE_ALREADY_EXISTS", f"a file is in the way: {raw}")
-            host.mkdir(parents=True, exist_ok=True)
+            await asyncio.to_thread(safefs.make_dirs, root, rel)
             self.reply({"success": True, "path": raw})
         elif action == "write":
             content = body.get("content")
@@ -102,33 +138,16 @@ class FilesHandler(AgentHandler):
                     raise ServerError(400, "INVALID_REQUEST", "'content' is not valid base64") \
                         from exc
             else:
-                data = content.encode("utf-8")
-            self._write(raw, host, data, body.get("mode"))
+                data = content.encode("utf-8", errors="surrogatepass")
+            mode = parse_mode(body.get("mode"))
+            await asyncio.to_thread(write_file, root, rel, data, mode)
+            self.reply({"success": True, "path": raw, "size": len(data)})
         else:
             raise ServerError(405, "METHOD_NOT_ALLOWED", f"use GET or DELETE for /files/{action}")
 
-    def _write(self, raw: str, host: Path, data: bytes, mode: object = None) -> None:
-        if host == self.sandbox.folder or host.is_dir():
-            raise ServerError(400, "INVALID_PATH", f"{raw} is a directory")
-        host.parent.mkdir(parents=True, exist_ok=True)
-        host.write_bytes(data)
-        if isinstance(mode, str):
-            try:
-                host.chmod(int(mode, 8) & 0o777)
-            except ValueError as exc:
-                raise ServerError(400, "INVALID_REQUEST", f"invalid mode {mode!r}") from exc
-        self.reply({"success": True, "path": raw, "size": len(data)})
-
-    def delete(self, action: str) -> None:
+    async def delete(self, action: str) -> None:
         if action != "remove":
             raise ServerError(405, "METHOD_NOT_ALLOWED", f"use GET or POST for /files/{action}")
-        raw, host = self._path(self.get_query_argument("path", None))
-        if host in private_folders(self.sandbox.folder):
-            raise ServerError(403, "PATH_NOT_ALLOWED", f"the {raw} folder itself stays")
-        if host.is_dir() and not host.is_symlink():
-            shutil.rmtree(host)
-        elif host.exists() or host.is_symlink():
-            host.unlink()
-        else:
-            raise _not_found(raw)
+        raw, rel = self._rel(self.get_query_argument("path", None))
+        await asyncio.to_thread(safefs.remove, self.root, rel)
         self.reply({"success": True, "path": raw})

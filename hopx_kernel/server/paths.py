@@ -29,7 +29,7 @@ from __future__ import annotations
 import posixpath
 from pathlib import Path
 
-from .errors import PathNotAllowed
+from .errors import PathNotAllowed, ServerError
 
 WORKSPACE = "/workspace"
 HOME = "/root"
@@ -46,6 +46,59 @@ def host_root(folder: Path, virtual: str) -> Path:
 def private_folders(folder: Path) -> list[Path]:
     """Every host folder of a sandbox (to create on demand and remove at its end)."""
     return [host_root(folder, v) for v in VIRTUAL_ROOTS]
+
+
+#: Longest path accepted (PATH_MAX), longest name in it (NAME_MAX), deepest nesting.
+MAX_PATH_BYTES = 4096
+MAX_NAME_BYTES = 255
+MAX_DEPTH = 128
+
+
+def locate(path: object) -> tuple[str, str]:
+    """The sandbox folder (one of :data:`VIRTUAL_ROOTS`) a sandbox path is in, and the
+    path relative to it (``""`` for the folder itself).
+
+    Pure: it checks the text only; :mod:`.safefs` resolves the result race-free under
+    :func:`host_root`.
+
+    Raises:
+        ServerError: 400 for a path that is not a usable string; 403 ``PATH_NOT_ALLOWED``
+            for one outside the sandbox's folders.
+
+    Example:
+        >>> locate("/workspace/a/../b.txt"), locate("c"), locate(None), locate("~/n")
+        (('/workspace', 'b.txt'), ('/workspace', 'c'), ('/workspace', ''), ('/root', 'n'))
+    """
+    if path is None or path == "":
+        return WORKSPACE, ""
+    if not isinstance(path, str):
+        raise ServerError(400, "INVALID_PATH", "'path' must be a string")
+    if "\0" in path:
+        raise ServerError(400, "INVALID_PATH", "'path' cannot hold a NUL character")
+    try:
+        encoded = len(path.encode("utf-8"))
+    except UnicodeEncodeError:
+        raise ServerError(400, "INVALID_PATH", "'path' is not valid Unicode text") from None
+    if encoded > MAX_PATH_BYTES:
+        raise ServerError(400, "INVALID_PATH", f"'path' is {encoded} bytes, over the "
+                          f"{MAX_PATH_BYTES}-byte limit")
+    if path == "~" or path.startswith("~/"):
+        path = HOME + path[1:]
+    absolute = posixpath.normpath(posixpath.join(WORKSPACE, path))
+    for virtual in VIRTUAL_ROOTS:
+        if absolute == virtual or absolute.startswith(virtual + "/"):
+            break
+    else:
+        raise PathNotAllowed(path)
+    rel = absolute[len(virtual):].lstrip("/")
+    parts = rel.split("/") if rel else []
+    if len(parts) > MAX_DEPTH:
+        raise ServerError(400, "INVALID_PATH", f"'path' is nested {len(parts)} levels deep, "
+                          f"over the limit of {MAX_DEPTH}")
+    if any(len(p.encode("utf-8")) > MAX_NAME_BYTES for p in parts):
+        raise ServerError(400, "INVALID_PATH", f"a name in 'path' is over {MAX_NAME_BYTES} "
+                          "bytes")
+    return virtual, rel
 
 
 def to_host_path(root: Path, path: str | None) -> Path:
