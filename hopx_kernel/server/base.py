@@ -105,7 +105,7 @@ class JsonHandler(RequestHandler):
 
     def log_exception(self, typ, value, tb) -> None:  # type: ignore[override]
         if isinstance(value, (ServerError, HTTPError)):
-            log.info("%s %s -> %s", self.request.method, self.request.path,
+            log.info("%s %s -> %s", self.request.method, self.request.path[:200],
                      getattr(value, "status", getattr(value, "status_code", "?")))
             return
         log.error("unexpected error on %s %s (%s)", self.request.method, self.request.path,

@@ -14,6 +14,8 @@ import base64
 import binascii
 import os
 
+from tornado.iostream import StreamClosedError
+
 from . import safefs
 from .agent import AgentHandler
 from .bodies import rfc3339
@@ -116,6 +118,8 @@ class FilesHandler(AgentHandler):
                 sent += len(chunk)
                 self.write(chunk)
                 await self.flush()  # waits for the client: one chunk in memory at a time
+        except StreamClosedError:
+            return  # the client went away mid-download
         finally:
             os.close(fd)
         self.finish()

@@ -23,6 +23,8 @@ access_log = logging.getLogger("tornado.access")
 
 _PARAM = re.compile(r"([^&=;]*)=([^&;]*)")
 #: Query parameter names that carry a credential besides the secret-looking ones.
+#: Longest URI written to the log (a hostile client's 5 kB paths must not flood it).
+MAX_LOGGED_URI = 300
 CREDENTIAL_PARAMS = frozenset({"auth", "authorization", "access_token", "sig", "signature"})
 
 
@@ -51,5 +53,8 @@ def log_request(handler: Any) -> None:
     else:
         log = access_log.error
     request = handler.request
-    log("%d %s %s (%s) %.2fms", status, request.method, redact_uri(request.uri),
+    uri = redact_uri(request.uri)
+    if len(uri) > MAX_LOGGED_URI:
+        uri = uri[:MAX_LOGGED_URI] + f"...({len(uri)} chars)"
+    log("%d %s %s (%s) %.2fms", status, request.method, uri,
         request.remote_ip, 1000.0 * request.request_time())
