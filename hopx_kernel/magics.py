@@ -98,6 +98,7 @@ def format_info(facts: dict) -> str:
         "extensions": "stream extensions",
         "uptime_seconds": "uptime (s)",
         "timeout_remaining_seconds": "timeout left (s)",
+        "isolation": "isolation",
         "error": "error",
     }
     width = max(len(v) for v in labels.values())

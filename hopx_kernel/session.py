@@ -340,6 +340,7 @@ class SandboxSession:
             agent=live.info.public_host,
             uptime_seconds=round(time.monotonic() - live.started, 1),
             extensions=bool(live.features.get("stream_extensions")),
+            isolation=live.features.get("isolation"),
         )
         if live.info.expires_at is not None:
             out["timeout_remaining_seconds"] = max(0, int((live.info.expires_at - now).total_seconds()))

@@ -50,7 +50,17 @@ EXTENSION_FEATURES: dict[str, Any] = {
 }
 
 
-def health_body(extensions: bool = True, stream_reuse: bool = True) -> dict[str, Any]:
+def isolation(abi: int) -> str:
+    """How sandboxes are isolated, in one honest line (``/health``, ``%hopx``)."""
+    if abi:
+        return (f"Landlock ABI {abi}: each sandbox writes only its own folders and reads no "
+                "other sandbox's; same user, shared network")
+    return ("none: Landlock is unavailable, so sandboxes can read and change each other's "
+            "files; same user, shared network")
+
+
+def health_body(extensions: bool = True, stream_reuse: bool = True, abi: int = 0
+                ) -> dict[str, Any]:
     """The ``/health`` answer; ``stream_extensions`` advertises docs/protocol.md §2.2,
     ``stream_reuse`` §2.5 (several executions in turn on one socket), ``kernel_channel`` §2.4.
 
@@ -69,6 +79,7 @@ def health_body(extensions: bool = True, stream_reuse: bool = True) -> dict[str,
             "file_operations": True,
             "completion": True,
             "languages": ["python", "bash", "javascript"],
+            "isolation": isolation(abi),
         },
         "active_streams": 0,
     }
@@ -185,7 +196,8 @@ class HealthHandler(JsonHandler):
     plane = "agent"
 
     def get(self) -> None:
-        self.reply(health_body(self.state.extensions, self.state.stream_reuse))
+        self.reply(health_body(self.state.extensions, self.state.stream_reuse,
+                               self.state.ctx.confined_abi))
 
 
 class InfoHandler(AgentHandler):

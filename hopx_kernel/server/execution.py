@@ -13,19 +13,26 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import os
 import shutil
+import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
+from pathlib import Path
 
 from ..frames import AgentError, Execute, Result, Stream
 from .bodies import now_rfc3339
 from .errors import ServerError
 from .ipython import Ask, CellOutcome, Emit, Limits, RunControl
-from . import safefs
+from . import confinement, safefs
 from .paths import host_root, locate
 from .sandbox import Registry, Sandbox
 from .subproc import run_process
+
+
+#: The folder holding the hopx_kernel package (the confinement launcher imports it).
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
 
 @dataclass(frozen=True)
@@ -35,6 +42,8 @@ class Context:
     registry: Registry
     base_env: Mapping[str, str]
     limits: Limits
+    #: the Landlock ABI sandboxes are confined with (0: not confined)
+    confined_abi: int = 0
 
 
 def prelude_code(
@@ -215,11 +224,16 @@ async def _died(ctx: Context, sandbox: Sandbox, outcome: CellOutcome, emit, elap
 
 
 async def _run_subprocess(ctx, sandbox, request, host_dir, emit, control, started) -> bool:
-    env = {**ctx.base_env, **sandbox.env_vars, **request.env}
+    runner = sandbox.runner
+    env = {**ctx.base_env, **runner.private_env(), **sandbox.env_vars, **request.env}
     if request.language == "bash":
         argv = ["bash", "-c", request.code]
     else:
         argv = ["node", "-e", request.code]
+    if confinement.ENV in env:  # confined like the kernel, by a launcher that then execs
+        env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH"))
+                                            if p)
+        argv = [sys.executable, "-m", "hopx_kernel.server.confinement", *argv]
     try:
         code, timed_out = await run_process(
             argv,

@@ -13,8 +13,10 @@ from __future__ import annotations
 import ast
 import asyncio
 import contextlib
+import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -29,6 +31,7 @@ from jupyter_client.manager import AsyncKernelManager
 
 from .. import frames
 from ..frames import ClearOutput, Display, ExecuteResult, Jupyter, Stream
+from . import confinement
 from .errors import ServerError
 from .kernel_launcher import MEMORY_ENV, NPROC_ENV
 
@@ -190,11 +193,17 @@ class IPythonRunner:
         limits: resource caps.
     """
 
-    def __init__(self, folder: Path, env: dict[str, str], runtime_dir: Path, limits: Limits):
+    def __init__(self, folder: Path, env: dict[str, str], runtime_dir: Path, limits: Limits,
+                 read_paths: list[str] | None = None):
         self.folder = folder
         self.limits = limits
         self._env = dict(env)
-        self._runtime_dir = runtime_dir
+        #: this kernel's own folder for its connection file and sockets
+        self._runtime_dir = runtime_dir / folder.name
+        #: the sandbox's private HOME and TMPDIR, beside (not inside) its folder
+        self.private = runtime_dir.parent / ".private" / folder.name
+        #: folders the sandbox may read when confined (None: not confined)
+        self.read_paths = read_paths
         self._km: AsyncKernelManager | None = None
         self._kc: Any = None
         self._routes: dict[str, asyncio.Queue] = {}
@@ -225,7 +234,8 @@ class IPythonRunner:
             env.setdefault("MALLOC_ARENA_MAX", "2")
         if self.limits.max_procs:
             env[NPROC_ENV] = str(self.limits.max_procs)
-        self._runtime_dir.mkdir(parents=True, exist_ok=True)
+        env.update(self.private_env())
+        self._runtime_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
         km = AsyncKernelManager(kernel_name="")
         km._kernel_spec = KernelSpec(
             # -Xfrozen_modules=off, as `ipykernel install` writes it: the debugger (debugpy,
@@ -236,11 +246,11 @@ class IPythonRunner:
             language="python",
             interrupt_mode="signal",
         )
-        km.connection_file = str(self._runtime_dir / f"kernel-{id(self):x}.json")
+        km.connection_file = str(self._runtime_dir / "kernel.json")
         # Unix sockets in the server's private folder, not TCP: no port another process can
         # reach or take between jupyter_client choosing it and the kernel binding it. A
         # socket path must fit in 107 bytes; under a very deep --root, TCP it is.
-        ipc_base = str(self._runtime_dir / f"k{id(self):x}")
+        ipc_base = str(self._runtime_dir / "k")
         if len(ipc_base.encode()) <= IPC_PATH_MAX - 4:  # room for "-N"
             km.transport = "ipc"
             km.ip = ipc_base
@@ -285,6 +295,17 @@ class IPythonRunner:
             self._busy -= 1
             self._idle_since = time.monotonic()
 
+    def private_env(self) -> dict[str, str]:
+        """``HOME``, ``TMPDIR`` (made here) and the confinement rules of this sandbox."""
+        home, tmp = self.private / "home", self.private / "tmp"
+        for folder in (home, tmp):
+            folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        env = {"HOME": str(home), "TMPDIR": str(tmp)}
+        if self.read_paths is not None:
+            spec = confinement.rules([str(self.folder), str(self.private)], self.read_paths)
+            env[confinement.ENV] = json.dumps(spec)
+        return env
+
     async def shutdown(self) -> None:
         """Stop the kernel process (and its process group) and the readers."""
         for task in self._readers:
@@ -303,6 +324,8 @@ class IPythonRunner:
             self._km = None
         # a cell still running (the sandbox was ended under it) must see the kernel gone
         self._died = self._died or "the sandbox was ended"
+        await asyncio.to_thread(shutil.rmtree, self.private, True)
+        await asyncio.to_thread(shutil.rmtree, self._runtime_dir, True)
 
     @property
     def pid(self) -> int | None:

@@ -210,6 +210,18 @@ def _drop_session_vars() -> None:
             del os.environ[name]
 
 
+def _confine() -> None:
+    """Landlock: after the connection file is read and the sockets are bound, before any
+    sandbox code runs (see :mod:`.confinement`). A failure stops the kernel."""
+    from .confinement import apply_from_env
+
+    try:
+        apply_from_env()
+    except (OSError, ValueError) as exc:
+        sys.stderr.write(f"hopx sandbox kernel: could not confine itself ({exc}); stopping\n")
+        sys.exit(3)
+
+
 def main() -> None:
     """Apply limits and patches, then run ``IPKernelApp``."""
     _apply_limits()
@@ -219,6 +231,7 @@ def main() -> None:
     app = kernelapp.IPKernelApp.instance()
     app.initialize(sys.argv[1:] + ["--IPythonKernel._execute_sleep=0", "--IPKernelApp.log_level=ERROR"])
     _drop_session_vars()
+    _confine()
     app.start()
 
 

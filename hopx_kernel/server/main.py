@@ -28,7 +28,7 @@ from pathlib import Path
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
-from . import auth
+from . import auth, confinement
 from .app import MAX_BODY, ServerState, make_app
 from .environment import sandbox_env
 from .execution import Context
@@ -44,6 +44,30 @@ IDLE_TIMEOUT = 60.0
 #: Seconds a request body (an upload of up to MAX_BODY) may take to arrive.
 BODY_TIMEOUT = 300.0
 PR_SET_DUMPABLE = 4
+
+
+def hide_initial_environment() -> bool:
+    """Zero this process's initial environment block, which ``/proc/<pid>/environ`` shows.
+
+    Python keeps its own copy (``os.environ``), copied back into the C environment here.
+    Sandbox code can read ``environ`` of processes of the same user (Landlock does not stop
+    that read, and for root neither does non-dumpability), and it may hold the user's keys.
+    True on success.
+    """
+    import ctypes
+
+    try:
+        with open("/proc/self/stat", "rb") as f:
+            fields = f.read().rsplit(b")", 1)[1].split()
+        start, end = int(fields[47]), int(fields[48])  # env_start, env_end: fields 50, 51
+        if not 0 < start < end:
+            return False
+        ctypes.memset(start, 0, end - start)
+    except (OSError, ValueError, IndexError):
+        return False
+    for name, value in os.environ.items():
+        os.putenv(name, value)
+    return True
 
 
 def make_undumpable() -> bool:
@@ -117,6 +141,7 @@ def parent_alive(parent_pid: int, original_ppid: int) -> bool:
 
 async def serve(args: argparse.Namespace) -> int:
     """Run until a signal or the parent's end; returns the exit status."""
+    hide_initial_environment()
     if not make_undumpable():
         log.warning("could not mark the server non-dumpable (prctl); sandbox code running as "
                     "the same user may read its environment and memory")
@@ -133,12 +158,22 @@ async def serve(args: argparse.Namespace) -> int:
         kernel_env["PYTHONPATH"] = os.pathsep.join(
             p for p in (package_parent, kernel_env.get("PYTHONPATH")) if p)
 
+    abi = confinement.abi_version()
+    read_paths = confinement.read_paths(root, [package_parent]) if abi else None
+    if abi:
+        log.info("sandboxes are confined with Landlock (ABI %d)", abi)
+    else:
+        log.warning("Landlock is not available on this kernel (Linux >= 5.13 with Landlock "
+                    "enabled): sandboxes are NOT confined; their code can read and change "
+                    "each other's folders and files of this user")
     pool = KernelPool(root, args.pool_size,
-                      lambda folder: IPythonRunner(folder, kernel_env, runtime, limits),
+                      lambda folder: IPythonRunner(folder, kernel_env, runtime, limits,
+                                                   read_paths),
                       refill=args.pool_refill)
     registry = Registry(pool, token_ttl=args.token_ttl, max_sandboxes=args.max_sandboxes)
     state = ServerState(api_key=args.token or auth.new_token(), registry=registry,
-                        ctx=Context(registry, base_env, limits), extensions=args.extensions)
+                        ctx=Context(registry, base_env, limits, confined_abi=abi),
+                        extensions=args.extensions)
     state.stream_reuse = not args.no_stream_reuse
     state.stream_idle_timeout = args.stream_idle_timeout
     tls = tls_context(args.tls_cert, args.tls_key)
