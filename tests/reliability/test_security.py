@@ -128,7 +128,7 @@ def test_listens_on_loopback_only_and_token_files_are_private(server):
         procs = [psutil.Process(server.proc.pid), *psutil.Process(server.proc.pid).children(recursive=True)]
         listening = [c for p in procs for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
         assert listening and all(c.laddr.ip == "127.0.0.1" for c in listening), listening
-        conn_files = list((server.root / ".kernels").glob("*.json"))
+        conn_files = list((server.root / ".kernels").glob("*/*.json"))
         assert conn_files  # the kernels' connection files hold their HMAC keys
         for path in conn_files:
             assert stat.S_IMODE(path.stat().st_mode) == 0o600, path

@@ -7,7 +7,7 @@ import time
 import httpx
 import psutil
 
-from ..server.server_helpers import TIMEOUT, create, delete, stream_sync  # noqa: F401
+from ..support.server_helpers import TIMEOUT, create, delete, stream_sync  # noqa: F401
 
 
 def agent(server, sandbox: dict, method: str, path: str, timeout: float = TIMEOUT,

@@ -2,14 +2,9 @@
 
 from __future__ import annotations
 
-import sys
-from pathlib import Path
-
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from local_server_process import start_server  # noqa: E402
+from ..support.local_server import start_server
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import json
 import os
 import platform
-import sys
 from pathlib import Path
 
 import httpx
@@ -20,9 +19,7 @@ from hopx_kernel.server import confinement
 
 from .attack import agent, create, delete
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from local_server_process import KERNEL_MARK, start_server  # noqa: E402
+from ..support.local_server import KERNEL_MARK, start_server
 
 SECRET = "sk-test-9f2c1d0e-never-in-a-sandbox"
 

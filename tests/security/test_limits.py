@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import json
 import resource
-import sys
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
 from .attack import agent, create, delete, no_traceback_logged, one_line_4xx
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-
-from local_server_process import start_server  # noqa: E402
+from ..support.local_server import start_server
 
 
 def control(server, method: str, path: str, **kw) -> httpx.Response:
