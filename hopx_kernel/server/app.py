@@ -8,8 +8,8 @@ from tornado.web import Application
 
 from . import agent, channel, commands, control, files, stream, upload
 from .base import NotFoundHandler
-from .logs import log_request
 from .execution import Context
+from .logs import log_request
 from .sandbox import Registry
 
 #: WebSocket messages above this close the connection (1009); between 1 MiB and this

@@ -32,6 +32,7 @@ from .paths import to_host_path
 from .processes import MAX_TIMEOUT, OUTPUT_CAP, Process, ProcessTable
 from .subproc import run_process
 
+
 def command_argv(body: dict[str, Any]) -> tuple[list[str], str]:
     """The argv of a ``/commands/*`` body, and the command line to show.
 
@@ -80,7 +81,8 @@ def timeout_of(body: dict[str, Any], default: float) -> float:
 async def run_to_end(ctx, sandbox, proc: Process, argv: list[str], body: dict[str, Any]) -> None:
     """Run one process to its end, recording its outcome on ``proc``."""
     try:
-        env = {**ctx.base_env, **sandbox.env_vars, **validate_env(body.get("env") or {})}
+        env = {**ctx.base_env, **sandbox.runner.private_env(), **sandbox.env_vars,
+               **validate_env(body.get("env") or {})}
     except ValueError as exc:
         raise ServerError(400, "INVALID_REQUEST", str(exc)) from exc
     workdir = body.get("workdir") or body.get("working_dir") or "/workspace"

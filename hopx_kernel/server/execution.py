@@ -13,26 +13,19 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import shutil
-import sys
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
-from pathlib import Path
 
 from ..frames import AgentError, Execute, Result, Stream
+from . import safefs
 from .bodies import now_rfc3339
 from .errors import ServerError
 from .ipython import Ask, CellOutcome, Emit, Limits, RunControl
-from . import confinement, safefs
 from .paths import host_root, locate
 from .sandbox import Registry, Sandbox
 from .subproc import run_process
-
-
-#: The folder holding the hopx_kernel package (the confinement launcher imports it).
-PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 
 
 @dataclass(frozen=True)
@@ -230,10 +223,6 @@ async def _run_subprocess(ctx, sandbox, request, host_dir, emit, control, starte
         argv = ["bash", "-c", request.code]
     else:
         argv = ["node", "-e", request.code]
-    if confinement.ENV in env:  # confined like the kernel, by a launcher that then execs
-        env["PYTHONPATH"] = os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH"))
-                                            if p)
-        argv = [sys.executable, "-m", "hopx_kernel.server.confinement", *argv]
     try:
         code, timed_out = await run_process(
             argv,

@@ -34,6 +34,7 @@ from ..frames import ClearOutput, Display, ExecuteResult, Jupyter, Stream
 from . import confinement
 from .errors import ServerError
 from .kernel_launcher import MEMORY_ENV, NPROC_ENV
+from .paths import HOME, host_root, private_folders
 
 log = logging.getLogger(__name__)
 
@@ -200,8 +201,6 @@ class IPythonRunner:
         self._env = dict(env)
         #: this kernel's own folder for its connection file and sockets
         self._runtime_dir = runtime_dir / folder.name
-        #: the sandbox's private HOME and TMPDIR, beside (not inside) its folder
-        self.private = runtime_dir.parent / ".private" / folder.name
         #: folders the sandbox may read when confined (None: not confined)
         self.read_paths = read_paths
         self._km: AsyncKernelManager | None = None
@@ -296,13 +295,15 @@ class IPythonRunner:
             self._idle_since = time.monotonic()
 
     def private_env(self) -> dict[str, str]:
-        """``HOME``, ``TMPDIR`` (made here) and the confinement rules of this sandbox."""
-        home, tmp = self.private / "home", self.private / "tmp"
-        for folder in (home, tmp):
+        """``HOME`` and ``TMPDIR`` (the sandbox's own home and /tmp folders, made here if
+        missing) and the confinement rules of this sandbox's processes."""
+        own = private_folders(self.folder)
+        for folder in own:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        env = {"HOME": str(home), "TMPDIR": str(tmp)}
+        env = {"HOME": str(host_root(self.folder, HOME)),
+               "TMPDIR": str(host_root(self.folder, "/tmp"))}
         if self.read_paths is not None:
-            spec = confinement.rules([str(self.folder), str(self.private)], self.read_paths)
+            spec = confinement.rules([str(p) for p in own], self.read_paths)
             env[confinement.ENV] = json.dumps(spec)
         return env
 
@@ -324,7 +325,6 @@ class IPythonRunner:
             self._km = None
         # a cell still running (the sandbox was ended under it) must see the kernel gone
         self._died = self._died or "the sandbox was ended"
-        await asyncio.to_thread(shutil.rmtree, self.private, True)
         await asyncio.to_thread(shutil.rmtree, self._runtime_dir, True)
 
     @property

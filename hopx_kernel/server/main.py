@@ -208,7 +208,6 @@ async def serve(args: argparse.Namespace) -> int:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(server.close_all_connections(), 2)
     shutil.rmtree(runtime, ignore_errors=True)
-    shutil.rmtree(root / ".private", ignore_errors=True)
     if made_root or args.remove_root:
         shutil.rmtree(root, ignore_errors=True)
     return 0

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from . import auth
-from .errors import ServerError, SandboxGone
 from .channel import ChannelHub
+from .errors import SandboxGone, ServerError
 from .ipython import IPythonRunner
 from .paths import private_folders
 from .pool import KernelPool

@@ -12,11 +12,13 @@ import codecs
 import contextlib
 import os
 import signal
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 
 from ..frames import Stream, split_text
+from . import confinement
 from .ipython import Emit, Limits, RunControl, group_size, kill_group, process_cap_reason
 
 #: Seconds between SIGINT and SIGKILL once an execution must stop.
@@ -56,6 +58,10 @@ def _signal_group(pgid: int, signum: int) -> None:
         os.killpg(pgid, signum)
 
 
+#: The folder holding the hopx_kernel package (the confinement launcher imports it).
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+
+
 async def run_process(
     argv: list[str],
     *,
@@ -69,8 +75,14 @@ async def run_process(
     """Run ``argv``, streaming its output; returns (exit code, timed out).
 
     A process killed by a signal reports ``128 + signal``, as shells do. ``on_start`` is
-    told the process id once it runs.
+    told the process id once it runs. When ``env`` holds confinement rules
+    (:mod:`.confinement`), a launcher applies them and then execs ``argv``: the process
+    is confined like the sandbox's kernel.
     """
+    if confinement.ENV in env:
+        env = {**env, "PYTHONPATH": os.pathsep.join(
+            p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)}
+        argv = [sys.executable, "-m", "hopx_kernel.server.confinement", *argv]
     proc = await asyncio.create_subprocess_exec(
         *argv,
         cwd=str(cwd),

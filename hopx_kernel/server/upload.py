@@ -74,7 +74,7 @@ def find_parts(fd: int, size: int, boundary: bytes) -> list[Part]:
         raise _bad("it does not start with the boundary")
     marks = [-2] + _positions(fd, b"\r\n--" + boundary, size)
     parts = []
-    for begin, end in zip(marks, marks[1:]):
+    for begin, end in zip(marks, marks[1:], strict=False):
         start = begin + 2 + 2 + len(boundary)  # CRLF, "--", boundary
         header = os.pread(fd, MAX_FIELD, start)
         if not header.startswith(b"\r\n"):

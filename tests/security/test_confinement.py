@@ -17,9 +17,8 @@ import pytest
 
 from hopx_kernel.server import confinement
 
-from .attack import agent, create, delete
-
 from ..support.local_server import KERNEL_MARK, start_server
+from .attack import agent, create, delete
 
 SECRET = "sk-test-9f2c1d0e-never-in-a-sandbox"
 

@@ -10,13 +10,11 @@ from __future__ import annotations
 import json
 import threading
 import time
-from pathlib import Path
 
 import httpx
 import pytest
 
-from .attack import (agent, answers_quickly, create, delete, no_traceback_logged, one_line_4xx,
-                     rss_mb, run_py)
+from .attack import agent, answers_quickly, create, delete, no_traceback_logged, one_line_4xx, rss_mb, run_py
 
 #: Attempts per race test (fixed: the suite's runtime and power do not vary by run).
 RACE_ATTEMPTS = 240

@@ -10,9 +10,8 @@ import time
 import httpx
 import pytest
 
-from .attack import agent, create, delete, no_traceback_logged, one_line_4xx
-
 from ..support.local_server import start_server
+from .attack import agent, create, delete, no_traceback_logged, one_line_4xx
 
 
 def control(server, method: str, path: str, **kw) -> httpx.Response:
