@@ -38,7 +38,8 @@ from websockets.exceptions import ConnectionClosed
 from ..support.kernels import execute, start_kernel, stop_kernel
 
 CELL_TIMEOUT = 20
-KNOWN = ("stdout", "stderr", "result", "complete", "error", "display", "clear_output", "input_request")
+KNOWN = ("stdout", "stderr", "result", "complete", "error", "display", "clear_output", "input_request",
+         "jupyter")
 DISCONNECTED = ("SandboxDisconnected", "SandboxStalled")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -452,9 +453,41 @@ def noise_frames(draw):
     return ("send_text_bytes", b'{"type":"stdout","data":"\xc3\x28"}'), ("lost",)
 
 
+@st.composite
+def jupyter_frames(draw):
+    """[ext] ``jupyter`` frames (comm messages), text or binary with buffers, well formed or
+    not: published or skipped, never the cell's undoing."""
+    from hopx_kernel import wire
+
+    header = {"msg_id": draw(texts.filter(bool)), "msg_type": draw(st.sampled_from(
+        ["comm_open", "comm_msg", "comm_close", "debug_event", "x_unknown"])),
+        "session": "s", "username": "u", "date": "2026-01-01T00:00:00Z", "version": "5.3"}
+    msg = {"header": header, "parent_header": draw(json_objects), "metadata": draw(json_objects),
+           "content": {"comm_id": draw(texts), "data": draw(json_objects), "target_name": "jupyter.widget"}}
+    case = draw(st.integers(0, 5))
+    if case == 0:
+        return draw(encoded({"type": "jupyter", "msg": msg})), None
+    if case == 1:  # binary buffers, jupyter_server's layout
+        buffers = draw(st.lists(st.binary(max_size=64), max_size=3))
+        return ("send", wire.pack({"type": "jupyter", "msg": msg}, buffers)), None
+    if case == 2:  # a broken message: skipped
+        bad = draw(st.sampled_from(["header", "content", "msg"]))
+        obj = {"type": "jupyter", "msg": msg if bad != "msg" else draw(not_dict)}
+        if bad != "msg":
+            obj["msg"] = dict(msg, **{bad: draw(some_not_dict)})
+        return draw(encoded(obj)), None
+    if case == 3:  # a header without msg_id / msg_type
+        return draw(encoded({"type": "jupyter", "msg": dict(msg, header={"session": "s"})})), None
+    if case == 4:  # the binary layout with lying offsets
+        raw = wire.pack({"type": "jupyter", "msg": msg}, [b"abc"])
+        return ("send", raw[:4] + b"\xff\xff\xff\xff" + raw[8:]), None
+    # part 0 not JSON
+    return ("send", wire.pack({"type": "x"}, [b"1"])[:8] + b"\x00" * 20), None
+
+
 frames = st.one_of(
     stream_frames(), stream_frames(), result_frames(), display_frames(), other_valid_frames(),
-    malformed_frames(), noise_frames(),
+    malformed_frames(), noise_frames(), jupyter_frames(),
 )
 close_codes = st.sampled_from([1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011, 1012, 1013, 3000, 4000, 4999])
 
