@@ -11,6 +11,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 
 import zmq
 from ipykernel._version import kernel_protocol_version
@@ -43,7 +44,7 @@ STATELESS_NOTE = (
 )
 
 #: How long kernel_info waits for the first sandbox, to say whether it has a debugger.
-KERNEL_INFO_WAIT = 5.0
+KERNEL_INFO_WAIT = 10.0
 #: How long a debug request waits for the sandbox's debugger.
 DEBUG_WAIT = 30.0
 
@@ -128,6 +129,8 @@ class HopxKernel(Kernel):
         # whether the debugger is offered depends on the sandbox: wait (briefly) to know it
         if self._loop is not None:
             await self._on_main_loop(self.sandbox.settled(KERNEL_INFO_WAIT))
+        elif threading.current_thread() is threading.main_thread():  # before _started ran
+            await self.sandbox.settled(KERNEL_INFO_WAIT)
         await super().kernel_info_request(stream, ident, parent)
 
     async def create_subshell_request(self, socket, ident, parent):

@@ -99,7 +99,10 @@ def make_kernel_dict(
     }
     if env:
         spec["env"] = dict(env)
-    spec["metadata"] = {"debugger": False}
+    # JupyterLab offers its debugger from this flag alone (never from kernel_info). The
+    # debugger runs in the sandbox's kernel over the kernel channel; a sandbox without one
+    # answers every debug_request with a one-line error, and kernel_info says so.
+    spec["metadata"] = {"debugger": True}
     return spec
 
 

@@ -36,7 +36,7 @@ def test_make_kernel_dict_defaults():
         "display_name": "HopX Remote Python",
         "language": "python",
         "interrupt_mode": "signal",
-        "metadata": {"debugger": False},
+        "metadata": {"debugger": True},
     }
     assert "env" not in d
     assert "language_info" not in d
@@ -140,7 +140,7 @@ def test_main_prefix_writes_spec(tmp_path, capsys):
         "language": "python",
         "interrupt_mode": "signal",
         "env": {"HOPX_EXEC_TIMEOUT": "3.75"},
-        "metadata": {"debugger": False},
+        "metadata": {"debugger": True},
     }
     assert spec["argv"][0] == sys.executable
     for logo in LOGOS:
