@@ -368,7 +368,7 @@ class AgentClient:
         self._last_start = now
         ws, self._warm = self._warm, None
         reused = ws is not None and ws.state is State.OPEN
-        if not reused:
+        if ws is None or not reused:
             if ws is not None:
                 asyncio.ensure_future(ws.close())
             ws = await self._take_spare() or await self.connect_now()
@@ -386,7 +386,7 @@ class AgentClient:
         """A plain HTTP call to the agent; JSON in and out (``raw`` returns bytes)."""
         url = self.public_host + path + (f"?{urlencode(query)}" if query else "")
         hdrs = self._headers()
-        payload = None
+        payload: bytes | str | None = None
         if body is not None:
             if isinstance(body, (bytes, bytearray)):
                 payload = bytes(body)

@@ -13,7 +13,7 @@ Example:
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Any, TypedDict
 
 from .errors import (
     ControlPlaneError,
@@ -23,6 +23,14 @@ from .errors import (
     SandboxExpired,
     ServerUnavailable,
 )
+
+
+class _StatusFields(TypedDict):
+    """The keyword arguments every :class:`ControlPlaneError` built here gets."""
+
+    status: int
+    code: str | None
+    request_id: str | None
 
 
 def _fields(body: bytes | str | None) -> tuple[str, str | None, str | None, dict[str, Any]]:
@@ -59,7 +67,7 @@ def error_for_status(status: int, body: bytes | str | None, *, action: str) -> C
     """
     message, code, request_id, details = _fields(body)
     said = f" ({message})" if message else ""
-    kw = {"status": status, "code": code, "request_id": request_id}
+    kw: _StatusFields = {"status": status, "code": code, "request_id": request_id}
     if status == 401:
         return KeyRejected(
             f"HopX rejected the API key{said}",

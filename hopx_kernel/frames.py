@@ -339,7 +339,7 @@ def _get(obj: dict, key: str, kind: type | tuple, default: Any, frame: str) -> A
         want = kind.__name__ if isinstance(kind, type) else "number"
         got = type(value).__name__
         raise FrameError(f"'{frame}' frame: field '{key}' must be {want}, got {got}")
-    if kind == (int, float):
+    if kind == (int, float) and isinstance(value, (int, float)):  # (checked above; narrows for mypy)
         try:
             return float(value)
         except OverflowError as exc:  # an integer too big for a float

@@ -28,7 +28,7 @@ from .magics import MagicError, parse_magic, run_magic
 from .mapping import LOST_CODES, CellMapper, coalesce, jupyter_safe
 from .session import SandboxSession
 
-LANGUAGE_INFO = {
+LANGUAGE_INFO: dict[str, object] = {
     "name": "python",
     "version": "3",
     "mimetype": "text/x-python",

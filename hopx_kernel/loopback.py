@@ -30,4 +30,4 @@ def is_loopback_url(url: str) -> bool:
         hostname = urlsplit(url).hostname
     except ValueError:
         return False
-    return bool(hostname) and is_loopback_name(hostname)
+    return hostname is not None and bool(hostname) and is_loopback_name(hostname)

@@ -184,7 +184,7 @@ def parse_channel_frame(raw: str | bytes, *, from_client: bool = True) -> Channe
         raise FrameError("channel frame must be a JSON object", "INVALID_JSON")
     channel = obj.get("channel")
     allowed = CLIENT_MSG_TYPES if from_client else dict.fromkeys(AGENT_CHANNELS)
-    if channel not in allowed:
+    if not isinstance(channel, str) or channel not in allowed:  # (a list would not even hash)
         raise FrameError(f"channel frame: unknown channel {channel!r}")
     msg = check_msg(obj.get("msg"), "channel frame")
     if from_client and msg_type(msg) not in CLIENT_MSG_TYPES[channel]:

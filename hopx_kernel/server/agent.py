@@ -66,7 +66,7 @@ def health_body(extensions: bool = True, stream_reuse: bool = True, abi: int = 0
 
     A plain agent (``--no-extensions``) advertises none of :data:`EXTENSION_FEATURES`.
     """
-    body = {
+    body: dict[str, Any] = {
         "status": "healthy",
         "version": VERSION,
         "agent": "hopx-kernel-local",
@@ -223,6 +223,8 @@ class ExecuteHandler(AgentHandler):
             request = frames.parse_client_frame(json.dumps({**body, "type": "execute"}))
         except FrameError as exc:
             raise ServerError(400, exc.code, exc.message) from exc
+        if not isinstance(request, frames.Execute):  # cannot be: "type" is set just above
+            raise ServerError(400, "INVALID_REQUEST", "not an execute request")
         # as HopX runs it (no [ext] client fields); the collector flattens rich output
         request = as_run(request, agent_extensions=False)
         collector = ExecuteCollector()

@@ -103,7 +103,7 @@ class JsonHandler(RequestHandler):
         self.set_header("X-Request-ID", self.request_id)
         self.finish(json.dumps(self.error_body(code, message, details), ensure_ascii=False))
 
-    def log_exception(self, typ, value, tb) -> None:  # type: ignore[override]
+    def log_exception(self, typ, value, tb) -> None:
         if isinstance(value, (ServerError, HTTPError)):
             log.info("%s %s -> %s", self.request.method, self.request.path[:200],
                      getattr(value, "status", getattr(value, "status_code", "?")))

@@ -69,9 +69,10 @@ class ChannelHub:
                 log.warning("an execution waited %.0f s for channel message %d (have %d); "
                             "running it anyway", SEQ_WAIT, channel_seq, self.seq.forwarded)
                 return
-            with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(left):
-                    await self._delivered.wait()
+            # wait_for, not asyncio.timeout (3.11+): the package supports Python 3.10,
+            # where asyncio.TimeoutError is not yet the builtin TimeoutError
+            with contextlib.suppress(asyncio.TimeoutError):
+                await asyncio.wait_for(self._delivered.wait(), left)
 
     def restart_seq(self) -> None:
         """A new connection numbers its messages from 1 again."""

@@ -26,7 +26,7 @@ import json
 import os
 import platform
 import sys
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, MutableMapping
 from pathlib import Path
 
 ENV = "HOPX_LOCAL_CONFINE"
@@ -163,10 +163,10 @@ def _add(libc, ruleset: int, path: str, rights: int) -> None:
         os.close(fd)
 
 
-def apply_from_env(environ: dict | None = None) -> int:
+def apply_from_env(environ: MutableMapping[str, str] | None = None) -> int:
     """Apply the rules in ``HOPX_LOCAL_CONFINE`` (removing it); 0 when there are none."""
-    environ = os.environ if environ is None else environ
-    raw = environ.pop(ENV, None)
+    env: MutableMapping[str, str] = os.environ if environ is None else environ
+    raw = env.pop(ENV, None)
     if not raw:
         return 0
     return apply(json.loads(raw))

@@ -388,13 +388,17 @@ class IPythonRunner:
     async def _request(self, msg_id: str, timeout: float) -> dict | None:
         """Wait for the shell reply to ``msg_id`` (the route must exist)."""
         queue = self._routes[msg_id]
+
+        async def reply() -> dict:
+            while True:
+                kind, msg = await queue.get()
+                if kind == "reply":
+                    return msg["content"]
+
         try:
-            async with asyncio.timeout(timeout):
-                while True:
-                    kind, msg = await queue.get()
-                    if kind == "reply":
-                        return msg["content"]
-        except TimeoutError:
+            # wait_for, not asyncio.timeout (3.11+): the package supports Python 3.10
+            return await asyncio.wait_for(reply(), timeout)
+        except asyncio.TimeoutError:
             return None
         finally:
             self._routes.pop(msg_id, None)
@@ -491,10 +495,9 @@ class IPythonRunner:
         reply = idle = False
         try:
             while not (reply and idle):
-                try:
-                    async with asyncio.timeout(LIVENESS_EVERY):
-                        kind, msg = await queue.get()
-                except TimeoutError:
+                try:  # (wait_for, not asyncio.timeout: 3.11+)
+                    kind, msg = await asyncio.wait_for(queue.get(), LIVENESS_EVERY)
+                except asyncio.TimeoutError:
                     kind, msg = "tick", None
                 if msg is not None:
                     msg_type = msg["header"]["msg_type"]

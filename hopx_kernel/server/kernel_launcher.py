@@ -25,6 +25,8 @@ from __future__ import annotations
 
 import os
 import sys
+from dataclasses import dataclass
+from typing import Any
 
 from ..frames import ASCII_CHUNK_CHARS
 from .forked_output import ForkedOutput
@@ -63,6 +65,17 @@ class _DirectSend:
         self.send_multipart = pub._really_send
 
 
+@dataclass
+class _StreamState:
+    """What the patched write/flush remember per stream (stdout, stderr)."""
+
+    parent: dict[str, Any] | None = None  # the parent header the cached buffer key is for
+    key: frozenset[tuple[str, Any]] | None = None  # ipykernel's buffer key for that header
+    pending: int = 0  # characters written since the last flush
+    flushed_at: float = 0.0  # monotonic time of the last flush
+    flushed_key: frozenset[tuple[str, Any]] | None = None  # the buffer key current at the last flush
+
+
 def _patch_streams() -> None:
     """Prompt, ordered, bounded stream output (see the module docstring)."""
     import threading
@@ -77,6 +90,16 @@ def _patch_streams() -> None:
     in_master = [True]  # False in a forked child (multiprocessing), where ipykernel's own path runs
     os.register_at_fork(after_in_child=lambda: in_master.__setitem__(0, False))
     forked = _forked_output(OutStream)
+    # Our per-stream state lives beside ipykernel's object, not as attributes hung on it:
+    # only stdout and stderr ever write here, so a plain dict keyed by the stream is enough
+    # (one lookup per write; the streams live as long as the process).
+    states: dict[OutStream, _StreamState] = {}
+
+    def state_of(stream: OutStream) -> _StreamState:
+        state = states.get(stream)
+        if state is None:
+            state = states[stream] = _StreamState()
+        return state
 
     def lean_write(self: OutStream, string: str) -> int | None:
         last = last_stream[0]
@@ -89,22 +112,23 @@ def _patch_streams() -> None:
                 return len(string)  # a forked child: straight into its pipe to the parent
             return original_write(self, string)  # the rare paths, as ipykernel does them
         # ipykernel's write, less a frozenset of the parent header and a getpid() per call
+        state = state_of(self)
         parent = self.parent_header
-        if parent is not self._hopx_parent:
-            self._hopx_parent = parent
-            self._hopx_key = frozenset(parent.items())
+        if parent is not state.parent or state.key is None:
+            state.parent = parent
+            state.key = frozenset(parent.items())
         with self._buffer_lock:
-            self._buffers[self._hopx_key].write(string)
+            self._buffers[state.key].write(string)
         if not self._flush_pending:
             self._schedule_flush()
         written = len(string)
-        pending = self._hopx_pending + written
+        pending = state.pending + written
         if pending >= FLUSH_SIZE:
             # a lot is waiting: send it now, and let the writer wait for that (backpressure:
             # the first byte leaves at once and the buffer never holds a whole flood)
             pending = 0
             self.flush()
-        self._hopx_pending = pending
+        state.pending = pending
         return written
 
     def schedule_flush(self: OutStream) -> None:
@@ -114,15 +138,17 @@ def _patch_streams() -> None:
         # "steady" means this cell's own output was flushed moments ago; the first write of
         # a new cell is never steady, or the previous cell's closing flush would hold it
         # back for the steady interval (back-to-back cells: first output ~107 ms, not 5)
-        quiet = (self._hopx_key is not self._hopx_flushed_key
-                 or time.monotonic() - self._hopx_flushed_at > 2 * FLUSH_STEADY)
+        state = state_of(self)
+        quiet = (state.key is not state.flushed_key
+                 or time.monotonic() - state.flushed_at > 2 * FLUSH_STEADY)
         interval = FLUSH_FIRST if quiet else FLUSH_STEADY
         self.pub_thread.schedule(lambda: self._io_loop.call_later(interval, self._flush))
 
     def timed_flush(self: OutStream) -> None:
-        self._hopx_flushed_at = time.monotonic()
-        self._hopx_flushed_key = self._hopx_key
-        self._hopx_pending = 0
+        state = state_of(self)
+        state.flushed_at = time.monotonic()
+        state.flushed_key = state.key
+        state.pending = 0
         pub = self.pub_thread
         if pub is None or threading.current_thread() is not pub.thread or self.echo is not None:
             original_flush(self)
@@ -151,11 +177,6 @@ def _patch_streams() -> None:
             for start in range(0, max(len(data), 1), MAX_MESSAGE_CHARS):
                 yield parent, data[start : start + MAX_MESSAGE_CHARS]
 
-    OutStream._hopx_parent = None  # the parent header the cached buffer key is for
-    OutStream._hopx_key = None
-    OutStream._hopx_pending = 0  # characters written since the last flush
-    OutStream._hopx_flushed_at = 0.0  # monotonic time of the last flush
-    OutStream._hopx_flushed_key = None  # the buffer key (cell) current at the last flush
     OutStream.write = lean_write  # type: ignore[method-assign]
     OutStream._schedule_flush = schedule_flush  # type: ignore[method-assign]
     OutStream._flush = timed_flush  # type: ignore[method-assign]
