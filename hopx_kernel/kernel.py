@@ -16,6 +16,7 @@ import threading
 import zmq
 from ipykernel._version import kernel_protocol_version
 from ipykernel.kernelbase import Kernel
+from jupyter_client.session import Session
 from traitlets import Float
 
 from . import __version__
@@ -77,6 +78,15 @@ class HopxKernel(Kernel):
     #: this kernel publishes everything itself, in order, before replying.
     _execute_sleep = Float(0.0)
 
+    @property
+    def _session(self) -> Session:
+        """ipykernel's message session: a trait that may be None until the kernel app sets
+        it, which it always does before any message arrives."""
+        session = self.session
+        if session is None:
+            raise RuntimeError("the kernel has no Jupyter session (not started by a kernel app)")
+        return session
+
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         try:
@@ -136,7 +146,7 @@ class HopxKernel(Kernel):
     async def create_subshell_request(self, socket, ident, parent):
         content = {"status": "error", "ename": "SubshellsUnsupported",
                    "evalue": "HopX Remote Python does not support kernel subshells", "traceback": []}
-        self.session.send(socket, "create_subshell_reply", content, parent, ident)
+        self._session.send(socket, "create_subshell_reply", content, parent, ident)
 
     # -- lifecycle -----------------------------------------------------------------------
 
@@ -190,7 +200,7 @@ class HopxKernel(Kernel):
         """A sandbox message's header under this kernel's session: JupyterLab drops comm
         messages whose ``header.session`` is not the kernel's (it takes them for messages
         of a previous kernel). msg_id, msg_type, date and version are kept."""
-        return dict(header, session=self.session.session, username=self.session.username)
+        return dict(header, session=self._session.session, username=self._session.username)
 
     def _publish_msg(self, msg: dict, buffers: list) -> None:
         """Publish a sandbox's Jupyter message on iopub as it is (header kept but for its
@@ -202,7 +212,7 @@ class HopxKernel(Kernel):
             "content": jupyter_safe(msg.get("content") or {}),
         }
         try:
-            self.session.send(self.iopub_socket, out, buffers=list(buffers) or None)
+            self._session.send(self.iopub_socket, out, buffers=list(buffers) or None)
         except (TypeError, ValueError):
             self.log.warning("hopx-kernel: skipped a sandbox message it could not send")
 
@@ -219,9 +229,9 @@ class HopxKernel(Kernel):
         if answer is not None:
             msg, buffers = answer
             msg = dict(msg, header=self._as_ours(msg["header"]))
-            self.session.send(stream, msg, ident=ident, buffers=buffers or None)
+            self._session.send(stream, msg, ident=ident, buffers=buffers or None)
             return
-        self.session.send(stream, "comm_info_reply", {"status": "ok", "comms": {}}, parent, ident)
+        self._session.send(stream, "comm_info_reply", {"status": "ok", "comms": {}}, parent, ident)
 
     async def debug_request(self, stream, ident, parent):
         if self.sandbox.has_debugger:
@@ -229,7 +239,7 @@ class HopxKernel(Kernel):
             if answer is not None:
                 msg, buffers = answer
                 msg = dict(msg, header=self._as_ours(msg["header"]))
-                self.session.send(stream, msg, ident=ident, buffers=buffers or None)
+                self._session.send(stream, msg, ident=ident, buffers=buffers or None)
                 return
         content = parent.get("content") or {}
         reply = {
@@ -241,7 +251,7 @@ class HopxKernel(Kernel):
             if not self.sandbox.has_debugger else "the sandbox's debugger did not answer",
             "body": {},
         }
-        self.session.send(stream, "debug_reply", reply, parent, ident)
+        self._session.send(stream, "debug_reply", reply, parent, ident)
 
     async def do_execute(
         self,
@@ -388,12 +398,12 @@ class HopxKernel(Kernel):
                 self.stdin_socket.recv_multipart(zmq.NOBLOCK)
             except zmq.ZMQError:
                 break
-        self.session.send(
+        self._session.send(
             self.stdin_socket, "input_request", jupyter_safe({"prompt": prompt, "password": password}),
             parent, ident=ident,
         )
         while not self._interrupted:
-            _, reply = self.session.recv(self.stdin_socket, zmq.NOBLOCK)
+            _, reply = self._session.recv(self.stdin_socket, zmq.NOBLOCK)
             if reply is not None:
                 value = reply["content"].get("value", "")
                 return "" if value == "\x04" else str(value)
@@ -462,9 +472,14 @@ class HopxKernel(Kernel):
             entries = [e for e in entries if fnmatch.fnmatch(e[2], pattern)]
             if unique:
                 seen: set[str] = set()
-                entries = [e for e in entries if not (e[2] in seen or seen.add(e[2]))]
+                kept = []
+                for e in entries:
+                    if e[2] not in seen:
+                        seen.add(e[2])
+                        kept.append(e)
+                entries = kept
             if n:
                 entries = entries[-int(n):]
-        if output:
-            entries = [(s, c, (code, None)) for s, c, code in entries]
+        if output:  # (input, output) pairs; the output is not kept
+            return {"status": "ok", "history": [(s, c, (code, None)) for s, c, code in entries]}
         return {"status": "ok", "history": entries}

@@ -171,8 +171,9 @@ class BackgroundHandler(AgentHandler):
         # validate the request (workdir, env) before answering: run_to_end raises at once
         task = asyncio.ensure_future(run_to_end(self.state.ctx, self.sandbox, proc, argv, body))
         await asyncio.sleep(0)
-        if task.done() and task.exception() is not None:
-            raise task.exception()
+        failure = task.exception() if task.done() else None
+        if failure is not None:
+            raise failure
         proc.task = task
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
         _table(self.sandbox).add(proc)

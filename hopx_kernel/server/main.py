@@ -215,7 +215,7 @@ async def serve(args: argparse.Namespace) -> int:
 
 def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
     """The server's TLS context for ``--tls-cert/--tls-key`` (None: plain http)."""
-    if cert is None and key is None:
+    if cert is None or key is None:  # (parse_args has made sure they come together)
         return None
     ctx = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ctx.load_cert_chain(cert, key)

@@ -25,6 +25,7 @@ import os
 import platform
 import shutil
 import stat
+import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -325,6 +326,22 @@ def chmod(fd: int, mode: int) -> None:
 # ---------------------------------------------------------------- removing
 
 
+def _rmtree_at(dir_fd: int, name: str) -> None:
+    """``shutil.rmtree(name, dir_fd=dir_fd)`` for Python 3.10: through descriptors, never
+    following a symlink (a link inside is unlinked, its target stays)."""
+    fd = os.open(name, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=dir_fd)
+    try:
+        with os.scandir(fd) as entries:
+            for entry in list(entries):
+                if entry.is_dir(follow_symlinks=False):
+                    _rmtree_at(fd, entry.name)
+                else:
+                    os.unlink(entry.name, dir_fd=fd)
+    finally:
+        os.close(fd)
+    os.rmdir(name, dir_fd=dir_fd)
+
+
 def remove(root: Path, rel: str) -> None:
     """Remove the file, symlink or folder ``rel`` (a folder with everything in it).
 
@@ -338,9 +355,11 @@ def remove(root: Path, rel: str) -> None:
     with _fd(root, parent, _DIR_FLAGS) as dir_fd:
         try:
             info = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
-            if stat.S_ISDIR(info.st_mode):
-                shutil.rmtree(name, dir_fd=dir_fd)
-            else:
+            if not stat.S_ISDIR(info.st_mode):
                 os.unlink(name, dir_fd=dir_fd)
+            elif sys.version_info >= (3, 11):
+                shutil.rmtree(name, dir_fd=dir_fd)
+            else:  # rmtree has no dir_fd before 3.11
+                _rmtree_at(dir_fd, name)
         except OSError as exc:
             raise _os_error(exc, rel) from None
