@@ -18,7 +18,7 @@ import asyncio
 import contextlib
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
@@ -29,6 +29,9 @@ from .base import check_host
 from .bodies import agent_error_body, new_request_id
 from .errors import ServerError
 from .ipython import plain_msg
+
+if TYPE_CHECKING:  # (sandbox.py imports this module)
+    from .sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -106,7 +109,7 @@ class ChannelHandler(WebSocketHandler):
 
     def initialize(self, state: Any) -> None:
         self.state = state
-        self.sandbox = None
+        self.sandbox: Sandbox | None = None  # looked up in get(), before the socket opens
         self._out: asyncio.Queue | None = None
         self._sender: asyncio.Task | None = None
         self.dropped = 0
@@ -135,9 +138,16 @@ class ChannelHandler(WebSocketHandler):
         # larger ones up to twice that get an error frame, beyond it the socket closes (1009)
         return 2 * wire.MAX_CHANNEL_FRAME
 
+    @property
+    def _joined(self) -> Sandbox:
+        """The sandbox of an open connection (get() refuses the upgrade without one)."""
+        if self.sandbox is None:
+            raise RuntimeError("kernel channel used before its sandbox was looked up")
+        return self.sandbox
+
     def open(self, *args: Any, **kwargs: Any) -> None:
         self.set_nodelay(True)
-        hub: ChannelHub = self.sandbox.hub
+        hub: ChannelHub = self._joined.hub
         if hub.closed:
             self.close(wire.KERNEL_REPLACED, "the sandbox's kernel ended")
             return
@@ -180,11 +190,12 @@ class ChannelHandler(WebSocketHandler):
         except FrameError as exc:
             await self._refuse(exc.message, exc.code)
             return
-        if not self.sandbox.hub.seq.note(frame.seq) and frame.seq is not None:
+        sandbox = self._joined
+        if not sandbox.hub.seq.note(frame.seq) and frame.seq is not None:
             log.info("kernel channel: message seq %d out of order (after %d)", frame.seq,
-                     self.sandbox.hub.seq.forwarded)
-        self.sandbox.runner.send(frame.channel, frame.msg, frame.buffers)
-        self.sandbox.hub.delivered(None)
+                     sandbox.hub.seq.forwarded)
+        sandbox.runner.send(frame.channel, frame.msg, frame.buffers)
+        sandbox.hub.delivered(None)
 
     def on_close(self) -> None:
         if self.sandbox is not None:

@@ -134,7 +134,7 @@ async def execute(
                               "INVALID_REQUEST"))
         return False
     try:
-        virtual, rel = locate(request.workdir) if request.workdir else (None, None)
+        virtual, rel = locate(request.workdir) if request.workdir else (None, "")
     except ServerError as exc:
         await emit(AgentError(exc.message, exc.code))
         return False

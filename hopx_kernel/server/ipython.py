@@ -348,7 +348,7 @@ class IPythonRunner:
                 await self._km.interrupt_kernel()
 
     async def _kill(self, reason: str) -> None:
-        if self._km is not None:
+        if self._km is not None and self._km.provisioner is not None:
             with contextlib.suppress(Exception):
                 await self._km.provisioner.kill()
         self._died = reason
@@ -424,7 +424,7 @@ class IPythonRunner:
             self._routes[msg_id] = asyncio.Queue()
             reply = await self._request(msg_id, timeout)
         self._note_cwd(reply)
-        return bool(reply) and reply.get("status") == "ok"
+        return reply is not None and reply.get("status") == "ok"
 
     def _note_cwd(self, reply: dict | None) -> None:
         """Remember the working directory the reply's user expression reported."""

@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
@@ -28,6 +28,9 @@ from .bodies import agent_error_body, new_request_id
 from .errors import ServerError
 from .execution import as_run, execute, timestamped
 from .ipython import RunControl
+
+if TYPE_CHECKING:
+    from .sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +54,7 @@ class StreamHandler(WebSocketHandler):
 
     def initialize(self, state: Any) -> None:
         self.state = state
-        self.sandbox = None
+        self.sandbox: Sandbox | None = None  # looked up in get(), before the socket opens
         self._task: asyncio.Task | None = None
         self._control: RunControl | None = None
         self._pending_input: asyncio.Future | None = None
@@ -129,15 +132,18 @@ class StreamHandler(WebSocketHandler):
                 return
             request = as_run(frame, self.state.extensions)
             self._extensions = request.extensions
-            self._control = RunControl(request.timeout)
-            self._task = asyncio.get_running_loop().create_task(self._run(request))
+            if self.sandbox is None:  # (get() refuses the upgrade without one)
+                raise RuntimeError("execute on a connection without a sandbox")
+            control = self._control = RunControl(request.timeout)
+            self._task = asyncio.get_running_loop().create_task(
+                self._run(self.sandbox, request, control))
         elif self._task is None:
             await self._refuse(f"the first frame must be 'execute', got "
                                f"{frames.to_dict(frame)['type']!r}", "INVALID_REQUEST")
         elif not self._extensions:  # [ext] client frames, unknown to a HopX agent
             await self.emit(AgentError(f"unknown frame type {frames.to_dict(frame)['type']!r}",
                                        "INVALID_REQUEST"))
-        elif isinstance(frame, Interrupt):
+        elif isinstance(frame, Interrupt) and self._control is not None:  # (set with _task)
             self._control.interrupt()
         elif isinstance(frame, InputReply):
             if self._pending_input is None or self._pending_input.done():
@@ -153,17 +159,17 @@ class StreamHandler(WebSocketHandler):
         finally:
             self._pending_input = None
 
-    async def _run(self, request: Execute) -> None:
+    async def _run(self, sandbox: Sandbox, request: Execute, control: RunControl) -> None:
         success = False
         emit = self.emit if request.extensions else PlainEmit(self.emit)
         try:
             success = await execute(
                 self.state.ctx,
-                self.sandbox,
+                sandbox,
                 request,
                 emit=emit,
                 ask=self._ask if request.allow_stdin else None,
-                control=self._control,
+                control=control,
             )
         except Exception:
             log.exception("execution failed inside the local sandbox server")

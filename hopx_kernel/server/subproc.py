@@ -42,7 +42,9 @@ def _limiter(limits: Limits):
     return apply
 
 
-async def _pump(stream: asyncio.StreamReader, name: str, emit: Emit) -> None:
+async def _pump(stream: asyncio.StreamReader | None, name: str, emit: Emit) -> None:
+    if stream is None:  # (not piped; run() always pipes both)
+        return
     decoder = codecs.getincrementaldecoder("utf-8")(errors="replace")
     while True:
         chunk = await stream.read(READ_SIZE)
@@ -131,5 +133,5 @@ async def run_process(
         pumps.cancel()
         with contextlib.suppress(BaseException):
             await pumps
-    code = proc.returncode
+    code = waiter.result()  # proc.returncode, typed
     return (128 - code if code < 0 else code), timed_out

@@ -140,8 +140,11 @@ class UploadHandler(AgentHandler):
 
     async def post(self) -> None:
         try:
-            await asyncio.to_thread(self._spool.flush)
-            raw, size = await asyncio.to_thread(store, self._spool.fileno(), self._size,
+            spool = self._spool
+            if spool is None:  # (cannot be: prepare() spools every POST)
+                raise RuntimeError("upload without a spool file")
+            await asyncio.to_thread(spool.flush)
+            raw, size = await asyncio.to_thread(store, spool.fileno(), self._size,
                                                 self._boundary, self.sandbox.folder)
         finally:
             self._close()
