@@ -241,8 +241,8 @@ def run_cell(kc, code: str, keep_outputs: bool = False) -> CellRun:
     while True:
         try:
             msg = get(timeout=max(0.0, deadline - time.perf_counter()))
-        except Empty:
-            raise TimeoutError(f"cell did not go idle within {CELL_TIMEOUT:.0f} s: {code[:50]!r}")
+        except Empty as exc:
+            raise TimeoutError(f"cell did not go idle within {CELL_TIMEOUT:.0f} s: {code[:50]!r}") from exc
         now = time.perf_counter() - t0
         if msg["parent_header"].get("msg_id") != msg_id:
             continue
@@ -389,7 +389,7 @@ class RssSampler:
                 if rss is not None and rss > self.peak.get(role, 0):
                     self.peak[role] = rss
 
-    def __enter__(self) -> "RssSampler":
+    def __enter__(self) -> RssSampler:
         for role, proc in self.procs.items():
             rss = self._rss(proc)
             if rss is not None:

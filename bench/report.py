@@ -117,8 +117,8 @@ def machine() -> dict[str, str]:
     except OSError:
         pass
     try:
-        mem = next(l.split(":")[1].strip() for l in Path("/proc/meminfo").read_text().splitlines()
-                   if l.startswith("MemTotal"))
+        mem = next(line.split(":")[1].strip() for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal"))
     except (OSError, StopIteration):
         mem = "?"
     return {"cpus": str(os.cpu_count()), "cpu": cpu, "memory": mem,
@@ -346,7 +346,7 @@ def chart(metrics: list[Metric], path: Path) -> bool:
                 xs.append(i + (j - (len(keys) - 1) / 2) * width)
                 ys.append(r)
         ax.bar(xs, ys, width, label=C.LABELS[key])
-        for x, y in zip(xs, ys):
+        for x, y in zip(xs, ys, strict=True):
             ax.text(x, y, f"{y:.2g}", ha="center", va="bottom", fontsize=7)
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_yscale("log")

@@ -56,7 +56,7 @@ class Plan:
     pause: float = 0.3  # seconds between throughput cells (ipykernel flush-timer artefact)
 
     @classmethod
-    def smoke(cls) -> "Plan":
+    def smoke(cls) -> Plan:
         return cls(rt=(3, 10), ttfo=(0, 1), mib50=(0, 1), print200k=(0, 1), start=(0, 1),
                    restart=(0, 1), nb=(0, 1), nb8=(0, 1), runall=(2, 8), lat=(2, 8), lat_starts=1, lat_notebooks=0, widget=(2, 8), batch=4,
                    pause=0.1)
@@ -111,7 +111,7 @@ def overhead(metrics: dict[str, Metric]) -> list[Metric]:
         if m is None or C.CLOUD not in m.samples or C.SDK not in m.samples:
             continue
         o = Metric(src.replace("rt_", "ovh_"), title, "ms")
-        for a, b in zip(m.samples[C.CLOUD], m.samples[C.SDK]):
+        for a, b in zip(m.samples[C.CLOUD], m.samples[C.SDK], strict=False):  # (pairs while both have)
             o.add(C.CLOUD, a - b)
         out.append(o)
     return out
@@ -161,7 +161,7 @@ def run_all(live: dict, plan: Plan) -> list[Metric]:
                     v = c.run(code).first_stream * 1e3
                     if i >= 1:
                         metric.add(key, v)
-    for i in range(max(2, n // 8)):
+    for _ in range(max(2, n // 8)):
         for key, c in live.items():
             c.run(CODE_FLOOD)
             m_flood.add(key, c.run(CODE_B2B).first_stream * 1e3)

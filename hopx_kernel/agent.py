@@ -17,8 +17,8 @@ from typing import Any
 from urllib.parse import urlencode, urlsplit
 
 from websockets.asyncio.client import ClientConnection, connect
-from websockets.protocol import State
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
+from websockets.protocol import State
 
 from .api_errors import error_for_status
 from .errors import (
@@ -29,10 +29,10 @@ from .errors import (
     SandboxStalled,
     Unreachable,
 )
+from .frames import AgentFrame, ClientFrame, Complete, Execute, encode, parse_agent_frame
 from .http import fetch, json_body, new_client
 from .loopback import is_loopback_url
 from .tls import client_context, tls_error
-from .frames import AgentFrame, ClientFrame, Complete, Execute, encode, parse_agent_frame
 
 log = logging.getLogger(__name__)
 

@@ -21,7 +21,7 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
-from typing import Any, Union
+from typing import Any
 
 from . import wire
 from .errors import FrameError
@@ -133,9 +133,9 @@ class Jupyter:
     buffers: tuple[bytes, ...] = ()
 
 
-AgentFrame = Union[
-    Stream, Result, Complete, AgentError, Display, ExecuteResult, ClearOutput, InputRequest, Jupyter
-]
+AgentFrame = (
+    Stream | Result | Complete | AgentError | Display | ExecuteResult | ClearOutput | InputRequest | Jupyter
+)
 
 
 # ---------------------------------------------------------------- client → agent
@@ -180,7 +180,7 @@ class Interrupt:
     """[ext] Raise KeyboardInterrupt in the running code; state is kept."""
 
 
-ClientFrame = Union[Execute, InputReply, Interrupt]
+ClientFrame = Execute | InputReply | Interrupt
 
 
 # ---------------------------------------------------------------- encoding

@@ -21,6 +21,7 @@ import json
 import struct
 from dataclasses import dataclass, field
 from datetime import date, datetime
+from itertools import pairwise
 from typing import Any
 
 from .errors import FrameError
@@ -89,9 +90,9 @@ def unpack(raw: bytes) -> tuple[Any, list[bytes]]:
     if not 1 <= n <= MAX_PARTS + 1 or len(raw) < 4 * (n + 1):
         raise FrameError(f"binary frame: bad part count {n}")
     offsets = list(struct.unpack_from(f">{n}I", raw, 4)) + [len(raw)]
-    if offsets[0] != 4 * (n + 1) or any(b < a for a, b in zip(offsets, offsets[1:])):
+    if offsets[0] != 4 * (n + 1) or any(b < a for a, b in pairwise(offsets)):
         raise FrameError("binary frame: offsets out of order or out of range")
-    parts = [raw[a:b] for a, b in zip(offsets, offsets[1:])]
+    parts = [raw[a:b] for a, b in pairwise(offsets)]
     try:
         obj = json.loads(parts[0].decode("utf-8"))
     except (ValueError, RecursionError):

@@ -80,7 +80,7 @@ def test_format_info():
     assert text.endswith("\n")
     assert [line.split()[0] for line in lines] == ["mode", "sandbox", "agent", "custom"]
     assert lines[1].startswith("sandbox id ") and lines[1].endswith("  sbx_1")
-    assert all(line.endswith(value) for line, value in zip(lines, ["cloud", "sbx_1", "3.2.8", "5"]))
-    assert len({line.index(value) for line, value in zip(lines, ["cloud", "sbx_1", "3.2.8", "5"])}) == 1  # aligned
+    assert all(line.endswith(value) for line, value in zip(lines, ["cloud", "sbx_1", "3.2.8", "5"], strict=True))
+    assert len({line.index(value) for line, value in zip(lines, ["cloud", "sbx_1", "3.2.8", "5"], strict=True)}) == 1  # aligned
     assert "error" not in text
     assert format_info({}) == ""

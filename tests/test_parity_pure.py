@@ -10,6 +10,8 @@ of two), so the previous frame's tail stays on screen. Same bytes, same text, on
 
 from __future__ import annotations
 
+from itertools import pairwise
+
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -41,7 +43,7 @@ def test_pip_progress_leaves_the_previous_frames_tail_on_any_kernel():
 def test_where_the_messages_are_cut_does_not_change_what_jupyterlab_shows(cuts):
     data = "".join(PIP_PROGRESS)
     bounds = sorted({0, len(data), *cuts})
-    pieces = [data[a:b] for a, b in zip(bounds, bounds[1:])]
+    pieces = [data[a:b] for a, b in pairwise(bounds)]
     assert rendered_streams([stream(p) for p in pieces]) == rendered_streams([stream(data)])
 
 

@@ -13,7 +13,8 @@ import sys
 
 import pytest
 
-from .test_jupyterlab import (  # noqa: F401  (lab: the fixture)
+from . import test_jupyterlab
+from .test_jupyterlab import (
     ARTIFACTS,
     CHROMIUM_ARGS,
     KERNEL_DISPLAY,
@@ -22,8 +23,10 @@ from .test_jupyterlab import (  # noqa: F401  (lab: the fixture)
     STEP_TIMEOUT,
     _new_notebook,
     _run_in_cell,
-    lab,
 )
+
+# the JupyterLab fixture, shared (an assignment, so a test's ``lab`` parameter shadows no import)
+lab = test_jupyterlab.lab
 
 pytest.importorskip("ipywidgets")
 

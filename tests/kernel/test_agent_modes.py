@@ -37,7 +37,7 @@ def mode_kernel(request):
 def test_the_agent_says_whether_it_has_extensions(mode_kernel):
     mode, _, kc = mode_kernel
     text = execute(kc, "%hopx").stream()
-    line = next(l for l in text.splitlines() if l.startswith("stream extensions"))
+    line = next(ln for ln in text.splitlines() if ln.startswith("stream extensions"))
     assert line.split()[-1] == str(mode == "extensions")
 
 

@@ -56,7 +56,7 @@ def serve():
 
 def sandbox_id(kc) -> str:
     text = execute(kc, "%hopx").stream()
-    line = next(l for l in text.splitlines() if l.startswith("sandbox id"))
+    line = next(ln for ln in text.splitlines() if ln.startswith("sandbox id"))
     return line.split()[-1]
 
 

@@ -105,7 +105,7 @@ def both(nb_factory, tmp_path: Path, assist: bool = False):
         return run(nb_factory(), kernel, folder, tmp_path / f"{kernel}.stderr", assist)
 
     with ThreadPoolExecutor(2) as pool:
-        return dict(zip((LOCAL, HOPX), pool.map(one, (LOCAL, HOPX))))
+        return dict(zip((LOCAL, HOPX), pool.map(one, (LOCAL, HOPX)), strict=True))
 
 
 def diff(cells: list[str], local: dict, hopx: dict, exceptions: dict[int, tuple[str, str]]) -> list[str]:
@@ -118,7 +118,7 @@ def diff(cells: list[str], local: dict, hopx: dict, exceptions: dict[int, tuple[
         view = streams_per_run if kind == "stream-order" else normalise
         a, b = view(local.get(index, [])), view(hopx.get(index, []))
         if a != b:
-            at = next((i for i, (x, y) in enumerate(zip(a, b)) if x != y), min(len(a), len(b)))
+            at = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
             problems.append(f"cell {index} ({source[:40]!r}), {len(a)} vs {len(b)} messages, "
                             f"first difference at {at}:\n  local {a[at:at + 2]!r}\n  hopx  {b[at:at + 2]!r}")
     return problems

@@ -107,7 +107,7 @@ def test_image_bytes_round_trip_as_binary_buffers(kc):
     assert bytes(opened["buffers"][0]) == png
     new = bytes(reversed(png)) + b"\x00\xff"
     send_comm(kc, image, {"method": "update", "state": {}, "buffer_paths": [["value"]]}, [new])
-    cell = execute(kc, "print(img.value == bytes(reversed(%r)) + b'\\x00\\xff', len(img.value))" % png)
+    cell = execute(kc, f"print(img.value == bytes(reversed({png!r})) + b'\\x00\\xff', len(img.value))")
     assert cell.stream("stdout") == f"True {len(new)}\n"
 
 

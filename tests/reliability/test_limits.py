@@ -61,7 +61,7 @@ def test_fork_bomb_ends_the_sandbox_with_a_clear_error(capped):
     )
     # the machine is fine: nothing of the bomb's process group is left
     wait_for(lambda: group_size(pid) == 0, 10, "the fork bomb's processes to be gone")
-    after = execute(kc, "import os; print(os.getpid() != %d)" % pid)
+    after = execute(kc, f"import os; print(os.getpid() != {pid:d})")
     assert after.status == "ok" and after.stream() == "True\n"
 
 

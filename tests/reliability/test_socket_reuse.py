@@ -103,7 +103,7 @@ def test_agent_closing_each_socket_as_soon_as_idle_loses_no_cell(eager_close_ser
     with kernel(cloud_env(eager_close_server)) as (_, kc):
         assert execute(kc, "runs = 0").status == "ok"
         for k in range(12):
-            cell = execute(kc, f"runs += 1\nprint(runs)")
+            cell = execute(kc, "runs += 1\nprint(runs)")
             assert cell.status == "ok", cell.reply
             assert cell.stream() == f"{k + 1}\n"  # never run twice, never skipped
         run_numbered(kc, 4)

@@ -100,7 +100,7 @@ def test_structured_error(local_server, sandbox):
     frames_ = stream_sync(local_server, sandbox, "print('before')\nraise ValueError('bad thing')")
     result = of_type(frames_, "result")[0]
     assert result["exit_code"] != 0 and result["ename"] == "ValueError"
-    assert result["evalue"] == "bad thing" and any("bad thing" in l for l in result["traceback"])
+    assert result["evalue"] == "bad thing" and any("bad thing" in line for line in result["traceback"])
     assert text(frames_, "stderr") == ""
     assert text(frames_) == "before\n"
     assert frames_[-1] == {"type": "complete", "success": False}
