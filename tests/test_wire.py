@@ -49,6 +49,7 @@ def test_client_frames_are_checked_strictly():
         json.dumps({"channel": "shell", "seq": 0, "msg": MSG}),
         json.dumps({"channel": "shell", "seq": True, "msg": MSG}),
         json.dumps({"channel": "control", "msg": MSG}),  # comm_msg belongs on shell
+        json.dumps({"channel": ["shell"], "msg": MSG}),  # not a string (and not hashable)
         json.dumps({"channel": "shell", "msg": {**MSG, "header": {**MSG["header"], "msg_type": "execute_request"}}}),
     ]
     for raw in bad:
