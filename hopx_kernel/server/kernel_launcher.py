@@ -177,6 +177,8 @@ def _patch_streams() -> None:
             for start in range(0, max(len(data), 1), MAX_MESSAGE_CHARS):
                 yield parent, data[start : start + MAX_MESSAGE_CHARS]
 
+    # replacing methods on ipykernel's class is the point of this patch (mypy forbids it
+    # by default: method-assign); the signatures match ipykernel 7's
     OutStream.write = lean_write  # type: ignore[method-assign]
     OutStream._schedule_flush = schedule_flush  # type: ignore[method-assign]
     OutStream._flush = timed_flush  # type: ignore[method-assign]
