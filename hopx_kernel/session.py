@@ -283,13 +283,15 @@ class SandboxSession:
         Raises:
             HopxKernelError: one readable line; a lost sandbox has been dropped first.
         """
-        live = await self.ready()
         try:
-            return await live.agent.open_execution(frame)
-        except KeyRejected:
-            # the agent token may have expired under us: refresh once, retry
-            await self._ensure_token(live, force=True)
-            return await live.agent.open_execution(frame)
+            live = await self.ready()
+            try:
+                return await live.agent.open_execution(frame)
+            except KeyRejected:
+                # the agent token may have expired under us: refresh once, retry. The
+                # refresh itself may find the sandbox gone (410), which must drop it too.
+                await self._ensure_token(live, force=True)
+                return await live.agent.open_execution(frame)
         except (SandboxExpired, Unreachable) as exc:
             self.lost(exc)
             raise
