@@ -15,9 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import atexit
-import json
 import os
-import signal
 import subprocess
 import sys
 import threading
@@ -28,6 +26,8 @@ from queue import Empty
 
 import psutil
 from jupyter_client.manager import KernelManager
+
+from hopx_kernel.local_server import LocalServer
 
 IPYKERNEL = "ipykernel"
 EMBEDDED = "hopx-embedded"
@@ -115,16 +115,12 @@ class Server:
     def __init__(self, args: list[str] = ()) -> None:
         exe = Path(sys.executable).parent / "hopx-kernel"
         cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "hopx_kernel"]
-        cmd += ["serve", "--port", "0", "--parent-pid", str(os.getpid()), "--log-level", "warning",
-                *args]
-        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stdin=subprocess.DEVNULL,
-                                     start_new_session=True, env=base_env())
+        self.server = LocalServer.start(
+            ["--port", "0", "--parent-pid", str(os.getpid()), "--log-level", "warning", *args],
+            command=[*cmd, "serve"], env=base_env())
+        self.proc = self.server.proc
         STARTED.append(self)
-        line = self.proc.stdout.readline()
-        if not line:
-            raise RuntimeError(f"hopx-kernel serve exited ({self.proc.wait()}) without a ready line")
-        info = json.loads(line)
-        self.base_url, self.api_key = info["base_url"], info["api_key"]
+        self.base_url, self.api_key = self.server.ready()
 
     @property
     def pid(self) -> int:
@@ -134,15 +130,7 @@ class Server:
         return {"HOPX_API_KEY": self.api_key, "HOPX_BASE_URL": self.base_url}
 
     def stop(self) -> None:
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.proc.pid, signal.SIGKILL)
-                self.proc.wait(10)
-        if self.proc.stdout:
-            self.proc.stdout.close()
+        self.server.stop(grace=30)
         if self in STARTED:
             STARTED.remove(self)
 

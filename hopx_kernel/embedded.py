@@ -11,18 +11,15 @@ imported, so the server boots while the kernel does.
 from __future__ import annotations
 
 import asyncio
-import json
 import os
-import shutil
-import signal
 import subprocess
-import sys
 import tempfile
 
 from .config import Config, from_env
-from .errors import ConfigError, Unreachable
+from .errors import ConfigError
+from .local_server import LocalServer
 
-_prestarted: subprocess.Popen | None = None
+_prestarted: LocalServer | None = None
 
 # ipykernel captures fd 2 into the notebook; keep the real stderr (taken when this module is
 # first imported, before ipykernel starts) for the server's log lines.
@@ -57,15 +54,14 @@ def limit_args(config: Config) -> list[str]:
     return out
 
 
-def start_server(config: Config, parent_pid: int | None = None) -> subprocess.Popen:
+def start_server(config: Config, parent_pid: int | None = None) -> LocalServer:
     """Spawn ``python -m hopx_kernel.server`` on a free loopback port; returns at once.
 
     The server's folder (sandboxes and kernel files) is made here and removed by
     :func:`stop_server`, so it goes even when the server itself was killed.
     """
     root = tempfile.mkdtemp(prefix="hopx-local-")
-    argv = [
-        sys.executable, "-m", "hopx_kernel.server",
+    args = [
         "--port", "0",
         "--root", root,
         "--remove-root",  # also when the kernel is SIGKILLed and --parent-pid ends the server
@@ -76,17 +72,12 @@ def start_server(config: Config, parent_pid: int | None = None) -> subprocess.Po
         "--no-pool-refill",
         *limit_args(config),
     ]
-    proc = subprocess.Popen(
-        argv,
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.PIPE,
-        stderr=_REAL_STDERR if _REAL_STDERR is not None else subprocess.DEVNULL,
+    return LocalServer.start(
+        args,
         env=server_env(),
-        start_new_session=True,
-        close_fds=True,
+        stderr=_REAL_STDERR if _REAL_STDERR is not None else subprocess.DEVNULL,
+        root=root,
     )
-    proc.hopx_root = root  # type: ignore[attr-defined]
-    return proc
 
 
 def prestart() -> None:
@@ -100,64 +91,25 @@ def prestart() -> None:
         _prestarted = start_server(config)
 
 
-def take_server(config: Config) -> subprocess.Popen:
+def take_server(config: Config) -> LocalServer:
     """The pre-started server if there is one, else a newly started one."""
     global _prestarted
-    proc, _prestarted = _prestarted, None
-    if proc is not None and proc.poll() is None:
-        return proc
+    server, _prestarted = _prestarted, None
+    if server is not None and server.running():
+        return server
     return start_server(config)
 
 
-async def wait_ready(proc: subprocess.Popen, timeout: float = 60.0) -> tuple[str, str]:
-    """Read the server's one JSON line: ``(base_url, api_key)``.
+async def wait_ready(server: LocalServer, timeout: float = 60.0) -> tuple[str, str]:
+    """The server's ``(base_url, api_key)``, read off the event loop.
 
     Raises:
-        Unreachable: the server exited or said nothing in time.
+        Unreachable: the server exited or said nothing in time (it has been stopped).
     """
-    known = getattr(proc, "hopx_info", None)
-    if known is not None:  # read before: the server prints its line only once
-        return known
-    assert proc.stdout is not None
-    try:
-        line = await asyncio.wait_for(asyncio.to_thread(proc.stdout.readline), timeout)
-    except asyncio.TimeoutError as exc:
-        stop_server(proc)
-        raise Unreachable(
-            f"The local sandbox server did not start within {timeout:.0f} s",
-            "Restart the kernel; if it persists, run `hopx-kernel serve` to see its log.",
-        ) from exc
-    try:
-        info = json.loads(line)
-        proc.hopx_info = (info["base_url"], info["api_key"])  # type: ignore[attr-defined]
-        return proc.hopx_info  # type: ignore[attr-defined]
-    except (ValueError, KeyError, TypeError) as exc:
-        code = proc.poll()
-        stop_server(proc)
-        raise Unreachable(
-            "The local sandbox server failed to start"
-            + (f" (exit status {code})" if code is not None else ""),
-            "Run `hopx-kernel serve` in a terminal to see why.",
-        ) from exc
+    return await asyncio.to_thread(server.ready, timeout)
 
 
-def stop_server(proc: subprocess.Popen, grace: float = 3.0) -> None:
+def stop_server(server: LocalServer, grace: float = 3.0) -> None:
     """SIGTERM the server (it ends its sandboxes), SIGKILL its group if it lingers, and
     remove its folder (also when it had already died)."""
-    if proc.poll() is None:
-        try:
-            proc.send_signal(signal.SIGTERM)
-            proc.wait(grace)
-        except subprocess.TimeoutExpired:
-            try:
-                os.killpg(proc.pid, signal.SIGKILL)
-            except OSError:
-                proc.kill()
-            proc.wait(2)
-        except OSError:
-            pass
-    if proc.stdout is not None:
-        proc.stdout.close()
-    root = getattr(proc, "hopx_root", None)
-    if root:
-        shutil.rmtree(root, ignore_errors=True)
+    server.stop(grace)

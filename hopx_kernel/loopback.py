@@ -5,6 +5,8 @@ Example:
     (True, True, False)
     >>> is_loopback_url("http://localhost:8888/x")
     True
+    >>> listen_url("http", "::1", 8888), listen_url("https", "127.0.0.1", 1)
+    ('http://[::1]:8888', 'https://127.0.0.1:1')
 """
 
 from __future__ import annotations
@@ -31,3 +33,19 @@ def is_loopback_url(url: str) -> bool:
     except ValueError:
         return False
     return hostname is not None and bool(hostname) and is_loopback_name(hostname)
+
+
+def listen_url(scheme: str, host: str, port: int) -> str:
+    """The base URL of a server listening on ``host``:``port`` (an IPv6 address in brackets).
+
+    Example:
+        >>> listen_url("http", "localhost", 80), listen_url("http", "0:0::1", 80)
+        ('http://localhost:80', 'http://[::1]:80')
+    """
+    try:
+        address = ipaddress.ip_address(host.strip())
+    except ValueError:
+        return f"{scheme}://{host.strip()}:{port}"
+    if address.version == 6:
+        return f"{scheme}://[{address.compressed}]:{port}"
+    return f"{scheme}://{address}:{port}"

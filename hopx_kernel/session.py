@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import subprocess
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
@@ -39,6 +38,7 @@ from .errors import (
     Unreachable,
 )
 from .frames import Execute, Stream
+from .local_server import LocalServer
 from .tls import client_context
 
 log = logging.getLogger(__name__)
@@ -77,7 +77,7 @@ class SandboxSession:
         self.error = error
         self._live: Live | None = None
         self._provisioning: asyncio.Future | None = None
-        self._server: subprocess.Popen | None = None
+        self._server: LocalServer | None = None
         self._keepalive: asyncio.Task | None = None
         self._closed = False
         #: how many sandboxes this session has had (the kernel channel's comms die with one)
@@ -118,7 +118,7 @@ class SandboxSession:
     async def _provision(self) -> Live:
         cfg = self.config
         if cfg.mode == "embedded":
-            if self._server is None or self._server.poll() is not None:
+            if self._server is None or not self._server.running():
                 self._server = embedded.take_server(cfg)
             base_url, api_key = await embedded.wait_ready(self._server)
         else:
@@ -301,7 +301,7 @@ class SandboxSession:
         (the error the user will see, if it is ours to word) the hint of what happens next."""
         self.drop()
         if isinstance(self.config, Config) and self.config.mode == "embedded":
-            if self._server is not None and self._server.poll() is not None:
+            if self._server is not None and not self._server.running():
                 embedded.stop_server(self._server)  # it died: reap it and remove its folder
                 self._server = None  # start another next time
         if exc is not None:

@@ -28,6 +28,7 @@ from pathlib import Path
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
+from ..loopback import listen_url
 from . import auth, confinement
 from .app import MAX_BODY, ServerState, make_app
 from .environment import sandbox_env
@@ -180,8 +181,8 @@ async def serve(args: argparse.Namespace) -> int:
     scheme = "https" if tls is not None else "http"
     sockets = bind_sockets(args.port, args.host)
     port = sockets[0].getsockname()[1]
-    state.base_url = f"{scheme}://127.0.0.1:{port}" if args.host != "localhost" else \
-        f"{scheme}://localhost:{port}"
+    # the address it listens on: --host ::1 is http://[::1]:PORT (127.0.0.1 is not bound then)
+    state.base_url = listen_url(scheme, args.host, port)
     state.public_url = (args.public_url or state.base_url).rstrip("/")
     server = HTTPServer(make_app(state), max_body_size=MAX_BODY, xheaders=False,
                         ssl_options=tls)

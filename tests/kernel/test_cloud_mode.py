@@ -4,7 +4,6 @@ the same code path the HopX cloud takes."""
 from __future__ import annotations
 
 import json
-import subprocess
 import sys
 import time
 import urllib.error
@@ -12,18 +11,16 @@ import urllib.request
 
 import pytest
 
+from hopx_kernel.local_server import LocalServer
+
 from ..support.kernels import execute, running_kernel
 
 
 class Serve:
     def __init__(self, *args: str) -> None:
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "hopx_kernel", "serve", "--port", "0", *args],
-            stdout=subprocess.PIPE,
-            start_new_session=True,
-        )
-        info = json.loads(self.proc.stdout.readline())
-        self.base_url, self.api_key = info["base_url"], info["api_key"]
+        self.server = LocalServer.start(args, command=[sys.executable, "-m", "hopx_kernel", "serve"])
+        self.proc = self.server.proc
+        self.base_url, self.api_key = self.server.ready()
 
     def call(self, method: str, path: str, body: dict | None = None) -> tuple[int, dict]:
         req = urllib.request.Request(
@@ -42,9 +39,7 @@ class Serve:
         return {"HOPX_API_KEY": self.api_key, "HOPX_BASE_URL": self.base_url, **extra}
 
     def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(15)
-        self.proc.stdout.close()
+        assert self.server.stop(grace=15) is not None
 
 
 @pytest.fixture(scope="module")

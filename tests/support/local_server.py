@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import json
 import os
 import signal
 import subprocess
-import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from hopx_kernel.errors import HopxKernelError
+from hopx_kernel.local_server import LocalServer as Handle
 
 REPO = Path(__file__).resolve().parents[2]
 KERNEL_MARK = "hopx_kernel.server.kernel_launcher"
@@ -26,6 +26,7 @@ class LocalServer:
     proc: subprocess.Popen
     stderr_path: Path
     extra: dict = field(default_factory=dict)
+    handle: Handle | None = None
 
     @property
     def ws_url(self) -> str:
@@ -49,27 +50,14 @@ def start_server(*args: str, env: dict | None = None, parent_pid: int | None = N
     run_env["PYTHONPATH"] = os.pathsep.join(
         p for p in (str(REPO), run_env.get("PYTHONPATH")) if p)
     stderr = tempfile.NamedTemporaryFile(prefix="hopx-server-log-", suffix=".txt", delete=False)
-    cmd = [sys.executable, "-m", "hopx_kernel.server", "--port", "0",
-           "--parent-pid", str(parent_pid or os.getpid()), *args]
-    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=stderr, env=run_env,
-                            start_new_session=True, cwd=str(REPO))
-    deadline = time.monotonic() + START_TIMEOUT
-    import selectors
-
-    sel = selectors.DefaultSelector()
-    sel.register(proc.stdout, selectors.EVENT_READ)
-    line = b""
-    while not line.endswith(b"\n"):
-        left = deadline - time.monotonic()
-        if left <= 0 or proc.poll() is not None or not sel.select(left):
-            proc.kill()
-            raise AssertionError(
-                "local server did not report ready; log:\n" + Path(stderr.name).read_text())
-        chunk = os.read(proc.stdout.fileno(), 4096)
-        if not chunk:
-            continue
-        line += chunk
-    info = json.loads(line.decode())
-    return LocalServer(info["base_url"], info["api_key"], proc, Path(stderr.name))
+    handle = Handle.start(["--parent-pid", str(parent_pid or os.getpid()), *args],
+                          env=run_env, stderr=stderr, cwd=str(REPO))
+    try:
+        base_url, api_key = handle.ready(START_TIMEOUT)
+    except HopxKernelError as exc:
+        raise AssertionError(
+            f"local server did not report ready ({exc.line()}); log:\n"
+            + Path(stderr.name).read_text()) from exc
+    return LocalServer(base_url, api_key, handle.proc, Path(stderr.name), handle=handle)
 
 
