@@ -92,6 +92,11 @@ class LocalServer:
             self._info = (str(info["base_url"]), str(info["api_key"]))
         except (ValueError, KeyError, TypeError) as exc:
             code = self.proc.poll()
+            if code is None and not line.endswith(b"\n"):  # its stdout ended: it is exiting
+                try:
+                    code = self.proc.wait(5)
+                except subprocess.TimeoutExpired:
+                    pass
             self.stop()
             raise Unreachable(
                 "The local sandbox server failed to start"
