@@ -1,6 +1,7 @@
 """Async client for one sandbox's agent (docs/protocol.md §2): ``/execute/stream`` and friends.
 
-This is where websockets and tornado exceptions become :mod:`hopx_kernel.errors`.
+Sockets and requests go out through a connector (:mod:`.transport`); this is where
+websockets and tornado exceptions become :mod:`hopx_kernel.errors`.
 The bearer token is only ever put in the ``Authorization`` header.
 """
 
@@ -16,7 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import urlencode, urlsplit
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 from websockets.protocol import State
 
@@ -30,9 +31,10 @@ from .errors import (
     Unreachable,
 )
 from .frames import AgentFrame, ClientFrame, Complete, Execute, encode, parse_agent_frame
-from .http import fetch, json_body, new_client
+from .http import fetch, json_body
 from .loopback import is_loopback_url
 from .tls import client_context, tls_error
+from .transport import Connector, Transport
 
 log = logging.getLogger(__name__)
 
@@ -234,6 +236,8 @@ class AgentClient:
         ping_interval / ping_timeout: WebSocket keepalive; a missed pong ends the cell as
             stalled. Long quiet cells are fine: only an unresponsive peer trips it.
         ca_bundle: PEM file of CAs to trust for https/wss (None: the system store).
+        connector: how sockets and requests go out (default: a :class:`~.transport.Connector`
+            of its own, closed by :meth:`close`; one passed in is the caller's to close).
 
     Attributes:
         reuse: the agent runs several executions on one socket (docs/protocol.md §2.5 [ext]);
@@ -249,6 +253,7 @@ class AgentClient:
         ping_interval: float = 20.0,
         ping_timeout: float = 20.0,
         ca_bundle: str | None = None,
+        connector: Transport | None = None,
     ) -> None:
         self.public_host = public_host.rstrip("/")
         #: on this machine compression only costs CPU, and no proxy applies
@@ -258,8 +263,10 @@ class AgentClient:
         self.ping_timeout = ping_timeout
         #: one context for every socket (also the kernel channel's): the CA file is read once
         self.ssl_context = client_context(ca_bundle) if self.public_host.startswith("https:") else None
-        self._http = new_client()
+        self._owns_connector = connector is None
+        self.connector: Transport = connector if connector is not None else Connector()
         self.reuse = False
+        self._closed = False  # close() has begun: no socket is opened any more
         self._warm: ClientConnection | None = None
         self._spares: deque[tuple[asyncio.Future, float]] = deque()
         self._connect_time = 0.0  # moving average of a connect's duration
@@ -281,10 +288,12 @@ class AgentClient:
             TlsError: the TLS handshake failed; the message names the certificate problem.
             Unreachable: no connection could be made.
         """
+        if self._closed:  # e.g. the sandbox is being deleted: the agent would answer 410
+            raise HopxKernelError("The kernel is shutting down")
         url = ws_url(self.public_host, "/execute/stream")
         t0 = time.monotonic()
         try:
-            ws = await connect(
+            ws = await self.connector.websocket(
                 url,
                 additional_headers=self._headers(),
                 compression=None if self._local else "deflate",
@@ -315,6 +324,8 @@ class AgentClient:
         return ws
 
     def _open_spare(self) -> None:
+        if self._closed:
+            return
         task = asyncio.ensure_future(self.connect_now())
         task.add_done_callback(lambda f: f.cancelled() or f.exception())
         self._spares.append((task, time.monotonic()))
@@ -334,6 +345,9 @@ class AgentClient:
 
     def keep_warm(self, ws: ClientConnection) -> None:
         """The socket of a finished execution, to carry the next one."""
+        if self._closed:
+            asyncio.ensure_future(ws.close())
+            return
         old, self._warm = self._warm, ws
         if old is not None and old is not ws:
             asyncio.ensure_future(old.close())
@@ -397,7 +411,7 @@ class AgentClient:
             hdrs.update(headers)
         action, where = f"call {path}", f"the sandbox at {self.public_host}"
         response = await fetch(
-            self._http, method, url, headers=hdrs, body=payload, timeout=timeout,
+            self.connector, method, url, headers=hdrs, body=payload, timeout=timeout,
             action=action, where=where, hint="Run the cell again.", ssl_context=self.ssl_context,
         )
         return response.body if raw else json_body(response, action=action, where=where)
@@ -420,6 +434,9 @@ class AgentClient:
         )
 
     def close(self) -> None:
+        """Stop opening sockets, close the warm and spare ones and the connector (if ours).
+        Safe to call twice."""
+        self._closed = True
         warm, self._warm = self._warm, None
         if warm is not None:
             asyncio.ensure_future(warm.close())
@@ -429,7 +446,8 @@ class AgentClient:
                 asyncio.ensure_future(spare.result().close())
             else:
                 spare.cancel()
-        self._http.close()
+        if self._owns_connector:
+            self.connector.close()
 
 
 __all__ = ["AgentClient", "Execution", "spares_wanted", "ws_url"]

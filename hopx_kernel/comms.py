@@ -95,7 +95,7 @@ class CommBridge:
             if self._channel is None or not self._channel.open_now:
                 self._channel = await KernelChannel.open(
                     live.info.public_host, live.token, self._on_frame, self._on_closed,
-                    ssl_context=live.agent.ssl_context,
+                    ssl_context=live.agent.ssl_context, connector=live.agent.connector,
                 )
             return self._channel
 

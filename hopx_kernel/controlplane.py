@@ -1,6 +1,7 @@
 """Async client for the HopX control plane (docs/protocol.md §1): create, get, delete, keep alive.
 
-Talks HTTP with tornado's client (already under ipykernel). Failures are translated
+Talks HTTP through a connector (:mod:`.transport`; the real one is tornado's client,
+already under ipykernel). Failures are translated
 into :mod:`hopx_kernel.errors` here, so nothing above sees a tornado exception. The API
 key is only ever put in the ``X-API-Key`` header.
 """
@@ -17,7 +18,8 @@ from typing import Any
 
 from . import __version__
 from .errors import ControlPlaneError, RateLimited, ServerUnavailable
-from .http import fetch, json_body, new_client
+from .http import fetch, json_body
+from .transport import Connector, Transport
 
 log = logging.getLogger(__name__)
 
@@ -77,6 +79,8 @@ class ControlPlane:
         api_key: the HopX API key.
         retries: how many times a 429/5xx answer is retried, with backoff.
         backoff: first wait in seconds, doubled each retry (a 429's retry-after wins).
+        connector: how requests go out (default: a :class:`~.transport.Connector` of its
+            own, closed by :meth:`close`; one passed in is the caller's to close).
     """
 
     def __init__(
@@ -88,6 +92,7 @@ class ControlPlane:
         backoff: float = 0.5,
         request_timeout: float = 60.0,
         ssl_context=None,
+        connector: Transport | None = None,
     ) -> None:
         self.base_url = base_url.rstrip("/")
         self._ssl = ssl_context
@@ -95,7 +100,8 @@ class ControlPlane:
         self.retries = retries
         self.backoff = backoff
         self.request_timeout = request_timeout
-        self._http = new_client()
+        self._owns_connector = connector is None
+        self._http: Transport = connector if connector is not None else Connector()
 
     def __repr__(self) -> str:
         return f"ControlPlane({self.base_url!r})"
@@ -179,4 +185,5 @@ class ControlPlane:
         await self._call("POST", f"/v1/sandboxes/{sandbox_id}/resume", None, action="resume the sandbox")
 
     def close(self) -> None:
-        self._http.close()
+        if self._owns_connector:
+            self._http.close()

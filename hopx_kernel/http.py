@@ -1,6 +1,7 @@
 """One HTTP call to HopX — control plane or agent — with every failure translated.
 
-The single place where tornado's HTTP client is used: no HTTP answer at all becomes
+The single HTTP call path (the request goes out through a connector,
+:mod:`.transport`: tornado's client, or a test's in-memory fake): no HTTP answer at all becomes
 :class:`~hopx_kernel.errors.Unreachable`, an error status the matching
 :class:`~hopx_kernel.errors.ControlPlaneError` (via :mod:`.api_errors`), and a body that
 is not JSON :class:`~hopx_kernel.errors.ServerUnavailable`.
@@ -14,20 +15,21 @@ import ssl
 from typing import Any
 from urllib.parse import urlsplit
 
-from tornado.httpclient import AsyncHTTPClient, HTTPClientError, HTTPRequest, HTTPResponse
+from tornado.httpclient import HTTPClientError, HTTPRequest, HTTPResponse
 
 from .api_errors import error_for_status
 from .errors import ServerUnavailable, Unreachable
 from .tls import tls_error
+from .transport import Connector, Transport
 
 
-def new_client() -> AsyncHTTPClient:
-    """A client of one's own (tornado shares one per loop unless asked not to)."""
-    return AsyncHTTPClient(force_instance=True)
+def new_client() -> Connector:
+    """The real connector: tornado's HTTP client (one of its own) and websockets."""
+    return Connector()
 
 
 async def fetch(
-    client: AsyncHTTPClient,
+    client: Transport,
     method: str,
     url: str,
     *,
@@ -42,6 +44,7 @@ async def fetch(
     """Send one request and return the response if its status is below 400.
 
     Args:
+        client: the connector the request goes out through.
         action: what the call does, for messages ("create a sandbox").
         where: who it goes to, for messages ("HopX at https://api.hopx.dev").
         hint: what to do when there is no answer at all.
@@ -64,7 +67,7 @@ async def fetch(
         ssl_options=ssl_context if url.startswith("https:") else None,
     )
     try:
-        response = await client.fetch(request, raise_error=False)
+        response = await client.fetch(request)
     except HTTPClientError as exc:  # tornado 6 raises these (599: timeout, reset) even so
         reason = "timed out" if exc.code == 599 and "Timeout" in str(exc) else exc.__class__.__name__
         if exc.response is None or exc.code == 599:

@@ -14,13 +14,14 @@ import ssl
 from collections.abc import Callable
 from urllib.parse import urlsplit
 
-from websockets.asyncio.client import ClientConnection, connect
+from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
 from . import wire
 from .agent import MAX_INCOMING, ws_url
 from .errors import FrameError, Unreachable
 from .tls import tls_error
+from .transport import Connector, Transport
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,10 @@ class KernelChannel:
     @classmethod
     async def open(cls, public_host: str, token: str, on_frame: OnFrame,
                    on_closed: Callable[[int | None], None], *,
-                   ssl_context: ssl.SSLContext | None = None) -> KernelChannel:
-        """Connect to the agent's channel (``ssl_context``: the agent client's, for wss).
+                   ssl_context: ssl.SSLContext | None = None,
+                   connector: Transport | None = None) -> KernelChannel:
+        """Connect to the agent's channel (``ssl_context`` and ``connector``: the agent
+        client's, so wss trusts the same CAs and a test's fake transport carries it too).
 
         Raises:
             TlsError: the TLS handshake failed; the message names the certificate problem.
@@ -57,7 +60,7 @@ class KernelChannel:
         """
         url = ws_url(public_host, "/kernel/channel")
         try:
-            ws = await connect(
+            ws = await (connector or Connector()).websocket(
                 url,
                 additional_headers={"Authorization": f"Bearer {token}"},
                 compression=None,

@@ -39,6 +39,7 @@ from .errors import (
 )
 from .frames import Execute, Stream
 from .local_server import LocalServer
+from .transport import Transport
 from .tls import client_context
 
 log = logging.getLogger(__name__)
@@ -70,11 +71,16 @@ class SandboxSession:
         config: the kernel configuration.
         error: set when the configuration was invalid: every use raises it instead of
             provisioning a sandbox.
+        connector: how the control plane and agent clients reach HopX (:mod:`.transport`);
+            None: each makes the real one of its own. Tests pass an in-memory fake.
     """
 
-    def __init__(self, config: Config, *, error: ConfigError | None = None) -> None:
+    def __init__(
+        self, config: Config, *, error: ConfigError | None = None, connector: Transport | None = None
+    ) -> None:
         self.config = config
         self.error = error
+        self.connector = connector
         self._live: Live | None = None
         self._provisioning: asyncio.Future | None = None
         self._server: LocalServer | None = None
@@ -127,6 +133,7 @@ class SandboxSession:
         control = ControlPlane(
             base_url, api_key,
             ssl_context=client_context(cfg.ca_bundle) if base_url.startswith("https:") else None,
+            connector=self.connector,
         )
         live: Live | None = None
         try:
@@ -158,6 +165,7 @@ class SandboxSession:
                 ping_interval=cfg.ping_interval,
                 ping_timeout=cfg.ping_timeout,
                 ca_bundle=cfg.ca_bundle,
+                connector=self.connector,
             )
             # the first cell's socket opens while /health is asked: a round trip off the
             # start (if the agent is not up yet the spare fails quietly and the cell connects)
@@ -218,21 +226,30 @@ class SandboxSession:
 
     async def _keep_alive(self, live: Live) -> None:
         """Extend the sandbox's timeout and refresh its token while the kernel lives."""
-        cfg = self.config
-        period = max(cfg.sandbox_timeout / 3, 20.0)
+        period = self.keepalive_period
         while self._live is live:
             await asyncio.sleep(min(period, 60.0))
-            try:
-                await self._ensure_token(live)
-                if cfg.mode != "attach" and time.monotonic() - live.extended >= period:
-                    await live.control.set_timeout(live.info.id, cfg.sandbox_timeout)
-                    live.info.expires_at = datetime.now(timezone.utc) + timedelta(seconds=cfg.sandbox_timeout)
-                    live.extended = time.monotonic()
-            except SandboxExpired:
-                self.drop()
-                return
-            except HopxKernelError as exc:
-                log.warning("keepalive failed: %s", exc.line())
+            await self.keepalive_once(live)
+
+    @property
+    def keepalive_period(self) -> float:
+        """Seconds between timeout extensions: a third of the sandbox timeout, at least 20."""
+        return max(self.config.sandbox_timeout / 3, 20.0)
+
+    async def keepalive_once(self, live: Live) -> None:
+        """One keepalive step: refresh the token if due, extend the timeout if a period has
+        passed since the last extension; an expired sandbox is dropped."""
+        cfg = self.config
+        try:
+            await self._ensure_token(live)
+            if cfg.mode != "attach" and time.monotonic() - live.extended >= self.keepalive_period:
+                await live.control.set_timeout(live.info.id, cfg.sandbox_timeout)
+                live.info.expires_at = datetime.now(timezone.utc) + timedelta(seconds=cfg.sandbox_timeout)
+                live.extended = time.monotonic()
+        except SandboxExpired:
+            self.drop()
+        except HopxKernelError as exc:
+            log.warning("keepalive failed: %s", exc.line())
 
     def drop(self) -> None:
         """Forget the current sandbox (it is gone); the next cell provisions a new one."""
@@ -354,6 +371,10 @@ class SandboxSession:
         if self._provisioning is not None and not self._provisioning.done():
             self._provisioning.cancel()
         live = self._live
+        if live is not None:
+            # no socket opens from here on: a spare or warm connect that reached the agent
+            # after the delete was answered 410 (and logged as a warning by the local server)
+            live.agent.close()
         if live is not None and isinstance(self.config, Config) and self.config.mode != "attach":
             try:
                 await asyncio.wait_for(live.control.delete(live.info.id), 5)
