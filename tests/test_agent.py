@@ -38,6 +38,7 @@ async def run(agent: AgentClient, code: str = "x") -> tuple[list[list], object]:
 
 def scenario(fn):
     """Run ``fn(hopx, agent)`` on a fresh loop with a fresh fake."""
+
     async def main():
         hopx = FakeHopx()
         agent = AgentClient(AGENT, lambda: "tok", connector=hopx)
@@ -51,7 +52,9 @@ def scenario(fn):
 
 def test_frames_that_arrived_together_are_one_batch_and_complete_ends_it():
     async def fn(hopx, agent):
-        hopx.replies.append([out("a"), "", {"type": "bogus"}, {"type": "stdout", "data": 5}, out("b"), COMPLETE])
+        hopx.replies.append(
+            [out("a"), "", {"type": "bogus"}, {"type": "stdout", "data": 5}, out("b"), COMPLETE]
+        )
         batches, execution = await run(agent)
         assert batches == [[Stream("stdout", "a"), Stream("stdout", "b"), Complete(success=True)]]
         assert execution.received == 6  # keepalive, unknown and malformed frames counted, skipped

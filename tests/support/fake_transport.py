@@ -61,6 +61,12 @@ class FakeSocket:
         """A frame from the agent, or (an int) the agent closing with that code."""
         self._inbox.put_nowait(item if isinstance(item, int) else json.dumps(item))
 
+    def agent_closes(self, code: int = 1001) -> None:
+        """The agent closes the socket now (e.g. its sandbox was deleted)."""
+        if self.state is State.OPEN:
+            self._end(ConnectionClosed(Close(code, ""), None))
+            self._inbox.put_nowait(code)
+
     def __aiter__(self) -> FakeSocket:
         return self
 
@@ -105,6 +111,7 @@ class FakeHopx:
         return [entry for entry in self.log if entry[0] == kind]
 
     async def fetch(self, request: HTTPRequest) -> HTTPResponse:
+        await asyncio.sleep(0)  # a request yields to the loop, as a real one does
         path = urlsplit(request.url).path
         self.log.append((request.method, path, dict(request.headers)))
         answer = self.routes.get((request.method, path), (404, {"error": {"message": "no route"}}))
