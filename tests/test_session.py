@@ -13,7 +13,7 @@ from websockets.exceptions import InvalidStatus
 from websockets.http11 import Response
 
 from hopx_kernel.config import Config
-from hopx_kernel.errors import KeyRejected, Unreachable
+from hopx_kernel.errors import KeyRejected, SandboxExpired, Unreachable
 from hopx_kernel.frames import Execute, Stream
 from hopx_kernel.session import SandboxSession
 
@@ -124,6 +124,34 @@ def test_a_connect_refused_as_401_refreshes_the_token_and_retries_once():
         refreshes = [c for c in hopx.calls("POST") if c[1].endswith("/token/refresh")]
         assert len(refreshes) == 1
         assert hopx.calls("WS")[-1][2]["Authorization"] == "Bearer tok-2"
+
+    scenario(fn)
+
+
+def test_a_sandbox_found_gone_by_the_refresh_after_a_401_is_dropped_and_replaced():
+    async def fn(hopx, session):
+        await cell(session)
+        for ws in hopx.sockets:
+            await ws.close()  # deleted: its sockets are gone, its token unknown (401)
+        real = hopx.websocket
+
+        async def unknown_token(url, **options):
+            if options["additional_headers"]["Authorization"] != "Bearer tok-9":
+                hopx.log.append(("WS", url, options["additional_headers"]))
+                raise InvalidStatus(Response(401, "Unauthorized", Headers(), b"{}"))
+            return await real(url, **options)
+
+        hopx.websocket = unknown_token
+        hopx.routes[("POST", "/v1/sandboxes/sb-1/token/refresh")] = (
+            410,
+            {"error": {"message": "sandbox sb-1 was deleted", "code": "SANDBOX_EXPIRED"}},
+        )
+        with pytest.raises(SandboxExpired) as info:
+            await cell(session)
+        assert info.value.hint == session.lost_hint
+        hopx.routes[("POST", "/v1/sandboxes")] = (201, sandbox("sb-2", "tok-9"))
+        await cell(session)  # not the dead sandbox again
+        assert session.describe()["sandbox_id"] == "sb-2"
 
     scenario(fn)
 
