@@ -56,6 +56,8 @@ CWD_EXPRESSION = {"cwd": "__import__('os').getcwd()"}
 WARM_COMPLETION = "import os; os.pa"
 #: ...once it has been idle this many seconds.
 WARM_AFTER_IDLE = 1.0
+# Where pip installs for one sandbox (under its home); PYTHONPATH puts it on sys.path.
+SANDBOX_PACKAGES = ".local/pip-packages"
 
 def count_code(count: int) -> str:
     """Quiet code numbering the next cell ``count``; ``In`` (a list indexed by number) is
@@ -300,8 +302,16 @@ class IPythonRunner:
         own = private_folders(self.folder)
         for folder in own:
             folder.mkdir(mode=0o700, parents=True, exist_ok=True)
-        env = {"HOME": str(host_root(self.folder, HOME)),
-               "TMPDIR": str(host_root(self.folder, "/tmp"))}
+        home = host_root(self.folder, HOME)
+        # `%pip install` goes to a folder of this sandbox's own, first on sys.path: the
+        # server's venv is read-only under confinement, and shared by every sandbox anyway.
+        packages = home / SANDBOX_PACKAGES
+        packages.mkdir(mode=0o700, parents=True, exist_ok=True)  # on sys.path from the start
+        env = {"HOME": str(home),
+               "TMPDIR": str(host_root(self.folder, "/tmp")),
+               "PIP_TARGET": str(packages),
+               "PYTHONPATH": os.pathsep.join(
+                   p for p in (str(packages), self._env.get("PYTHONPATH")) if p)}
         if self.read_paths is not None:
             spec = confinement.rules([str(p) for p in own], self.read_paths)
             env[confinement.ENV] = json.dumps(spec)

@@ -143,6 +143,35 @@ def test_a_sandbox_cannot_signal_the_server_or_another_sandbox(secured):
     assert py(server, b, "print('alive')")["stdout"] == "alive\n"
 
 
+WHEEL_MAKER = """
+import zipfile, base64, hashlib
+def rec(name, data):
+    digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b'=').decode()
+    return f'{name},sha256={digest},{len(data)}'
+files = {
+    'hopx_probe_pkg/__init__.py': b'WHERE = __file__\\n',
+    'hopx_probe_pkg-0.1.dist-info/METADATA': b'Metadata-Version: 2.1\\nName: hopx-probe-pkg\\nVersion: 0.1\\n',
+    'hopx_probe_pkg-0.1.dist-info/WHEEL': b'Wheel-Version: 1.0\\nGenerator: test\\nRoot-Is-Purelib: true\\nTag: py3-none-any\\n',
+}
+record = [rec(n, d) for n, d in files.items()] + ['hopx_probe_pkg-0.1.dist-info/RECORD,,']
+with zipfile.ZipFile('hopx_probe_pkg-0.1-py3-none-any.whl', 'w') as z:
+    for n, d in files.items():
+        z.writestr(n, d)
+    z.writestr('hopx_probe_pkg-0.1.dist-info/RECORD', '\\n'.join(record) + '\\n')
+"""
+
+
+def test_pip_install_goes_to_the_sandbox_and_is_importable_at_once(secured):
+    server, a, b = secured
+    assert py(server, a, WHEEL_MAKER)["success"]
+    pip = py(server, a, "%pip install --no-index --quiet ./hopx_probe_pkg-0.1-py3-none-any.whl")
+    assert "error" not in (pip["stdout"] + pip["stderr"]).lower(), pip
+    where = py(server, a, "import hopx_probe_pkg, os; print(hopx_probe_pkg.WHERE.startswith(os.path.expanduser('~')))")
+    assert where["stdout"] == "True\n", where  # in the sandbox's own home, not the server's venv
+    other = py(server, b, "import importlib.util; print(importlib.util.find_spec('hopx_probe_pkg'))")
+    assert other["stdout"] == "None\n", other  # another sandbox does not see it
+
+
 def test_normal_work_still_works_when_confined(secured):
     server, a, _ = secured
     code = """
