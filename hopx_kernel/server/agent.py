@@ -125,19 +125,31 @@ def info_body(sandbox_id: str, base_url: str, extensions: bool) -> dict[str, Any
     }
 
 
+#: Characters of stdout + stderr one ``/execute`` answer holds (the rest is dropped).
+MAX_EXECUTE_OUTPUT = 32 * 1024 * 1024
+
+
 class ExecuteCollector:
     """Collects the frames of one ``/execute`` call into its flat JSON answer."""
 
-    def __init__(self) -> None:
+    def __init__(self, max_output: int = MAX_EXECUTE_OUTPUT) -> None:
         self.stdout: list[str] = []
         self.stderr: list[str] = []
         self.rich: dict[str, Any] = {}
         self.result: frames.Result | None = None
         self.error: frames.AgentError | None = None
+        self.room = max_output  # characters of stdout + stderr still kept
+        self.dropped = 0
 
     async def emit(self, frame: frames.AgentFrame) -> None:
         if isinstance(frame, frames.Stream):
-            (self.stdout if frame.name == "stdout" else self.stderr).append(frame.data)
+            data = frame.data
+            if len(data) > self.room:
+                self.dropped += len(data) - self.room
+                data = data[: self.room]
+            self.room -= len(data)
+            if data:
+                (self.stdout if frame.name == "stdout" else self.stderr).append(data)
         elif isinstance(frame, frames.Display):
             self._take_rich(frame.data)
         elif isinstance(frame, frames.ExecuteResult):  # a body that asked for it in order
@@ -161,6 +173,10 @@ class ExecuteCollector:
                 self.rich[key] = data[mime]
 
     def body(self, success: bool, language: str) -> dict[str, Any]:
+        if self.dropped:
+            self.stderr.append(f"\n[hopx] {self.dropped} characters of output were dropped: "
+                               f"/execute keeps at most {MAX_EXECUTE_OUTPUT}; use "
+                               "/execute/stream for more\n")
         stderr = "".join(self.stderr)
         if self.error is not None:
             stderr += ("\n" if stderr and not stderr.endswith("\n") else "") + self.error.error

@@ -42,6 +42,9 @@ class ServerState:
     base_url: str = ""
     public_url: str = ""
     stream_reuse: bool = True
+    #: seconds a stream client may leave output unread (or pings unanswered) before it is
+    #: dropped and its execution stopped
+    client_timeout: float = 60.0
     stream_idle_timeout: float = 120.0
     extensions: bool = True
 
@@ -80,7 +83,9 @@ def make_app(state: ServerState) -> Application:
         default_handler_class=NotFoundHandler,
         default_handler_args=s,
         websocket_max_message_size=WS_HARD_LIMIT,
-        websocket_ping_interval=None,
+        # a client that stops reading stops answering pings too: dropped after ~timeout
+        websocket_ping_interval=state.client_timeout / 2,
+        websocket_ping_timeout=state.client_timeout / 2,
         compress_response=False,
         log_function=log_request,
     )

@@ -26,6 +26,7 @@ from pathlib import Path
 from typing import Any
 
 import psutil
+import zmq
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 
@@ -45,6 +46,11 @@ KILL_AFTER = 10.0
 #: Seconds between checks that the kernel process is still alive.
 LIVENESS_EVERY = 0.25
 STARTUP_TIMEOUT = 60.0
+#: Kernel messages a running cell holds in the server before the iopub reader waits (and
+#: with it ZeroMQ, and then the kernel's writer): the server's memory stays bounded.
+CELL_QUEUE = 8
+#: ZeroMQ's receive high-water mark on the server's kernel sockets (messages of <= 1 MB).
+RECEIVE_HWM = 8
 
 #: Longest Unix socket path Linux accepts (sun_path is 108 bytes with its NUL).
 IPC_PATH_MAX = 107
@@ -118,13 +124,28 @@ class RunControl:
         self.deadline: float | None = None
         self.interrupts = 0
         self.abandoned = False
+        #: set once the execution must stop (deadline passed or client gone): from then on
+        #: output that cannot be sent at once is dropped instead of waited for
+        self.stopping = asyncio.Event()
         self._wake: Callable[[], None] | None = None
+        self._timer: asyncio.TimerHandle | None = None
 
     def start(self, wake: Callable[[], None]) -> None:
-        """Called by the runner when the execution starts running."""
+        """Called by the runner when the execution starts running.
+
+        The deadline runs on its own timer: it fires even while the runner waits for a
+        slow client to take output.
+        """
         self._wake = wake
         if self.timeout:
             self.deadline = time.monotonic() + self.timeout
+            if self._timer is None:
+                self._timer = asyncio.get_running_loop().call_later(self.timeout, self._expire)
+
+    def _expire(self) -> None:
+        self.stopping.set()
+        if self._wake:
+            self._wake()
 
     def interrupt(self) -> None:
         """Ask for a KeyboardInterrupt in the running code."""
@@ -135,6 +156,7 @@ class RunControl:
     def abandon(self) -> None:
         """The client went away: stop the execution."""
         self.abandoned = True
+        self.stopping.set()
         if self._wake:
             self._wake()
 
@@ -258,6 +280,7 @@ class IPythonRunner:
         self._km = km
         await km.start_kernel(env=env, cwd=str(self.folder))
         kc = km.client()
+        kc.context.setsockopt(zmq.RCVHWM, RECEIVE_HWM)  # for the sockets made below
         kc.start_channels()
         self._kc = kc
         try:
@@ -378,7 +401,10 @@ class IPythonRunner:
                     self.debug_paused = event == "stopped"
             queue = self._routes.get(msg.get("parent_header", {}).get("msg_id", ""))
             if queue is not None:
-                queue.put_nowait((kind, msg))
+                if queue.maxsize:  # a cell's: wait for it (backpressure to the kernel)
+                    await queue.put((kind, msg))
+                else:
+                    queue.put_nowait((kind, msg))
             elif self.on_unrouted is not None and kind != "stdin":
                 try:
                     self.on_unrouted(kind, msg)
@@ -497,9 +523,9 @@ class IPythonRunner:
             request["header"]["msg_id"] = request["msg_id"] = msg_id
         msg_id = request["header"]["msg_id"]
         self._kc.shell_channel.send(request)
-        queue: asyncio.Queue = asyncio.Queue()
+        queue: asyncio.Queue = asyncio.Queue(CELL_QUEUE)
         self._routes[msg_id] = queue
-        control.start(lambda: queue.put_nowait(("control", None)))
+        control.start(lambda: queue.full() or queue.put_nowait(("control", None)))
         watch = _Watch()
         pending_input: asyncio.Task | None = None
         reply = idle = False
@@ -532,6 +558,8 @@ class IPythonRunner:
                     break
         finally:
             self._routes.pop(msg_id, None)
+            while not queue.empty():  # a reader waiting to put into it goes on
+                queue.get_nowait()
             if pending_input is not None:
                 pending_input.cancel()
         outcome.timed_out = watch.timed_out

@@ -227,6 +227,31 @@ def _forked_output(OutStream) -> ForkedOutput:
     return forked
 
 
+#: Messages the kernel's iopub socket queues for the server before its sender waits.
+IOPUB_HWM = 64
+
+
+def _blocking_iopub() -> None:
+    """Make iopub wait for a slow server instead of dropping messages (``XPUB_NODROP``):
+    a client that reads slowly slows the code that prints, and ``status: idle`` is never
+    lost."""
+    import zmq
+    from ipykernel import kernelapp
+
+    original = kernelapp.IPKernelApp.init_iopub
+
+    def init_iopub(self, context):
+        context.setsockopt(zmq.SNDHWM, IOPUB_HWM)
+        context.setsockopt(zmq.XPUB_NODROP, 1)  # pyzmq skips it on other socket types
+        try:
+            original(self, context)
+        finally:
+            context.sockopts.pop(zmq.SNDHWM, None)
+            context.sockopts.pop(zmq.XPUB_NODROP, None)
+
+    kernelapp.IPKernelApp.init_iopub = init_iopub
+
+
 def _drop_session_vars() -> None:
     for name in list(os.environ):
         if name.upper().startswith(("JPY_", "IPY_")):
@@ -249,6 +274,7 @@ def main() -> None:
     """Apply limits and patches, then run ``IPKernelApp``."""
     _apply_limits()
     _patch_streams()
+    _blocking_iopub()
     from ipykernel import kernelapp  # reads JPY_PARENT_PID for its parent poller
 
     app = kernelapp.IPKernelApp.instance()

@@ -107,6 +107,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-sandboxes", type=int, default=MAX_SANDBOXES,
                    help=f"live sandboxes at most; more creates answer 429 (default "
                         f"{MAX_SANDBOXES})")
+    p.add_argument("--client-timeout", type=float, default=60.0,
+                   help="seconds a stream client may read nothing (output or pings) before "
+                        "it is dropped and its execution stopped (default 60)")
     p.add_argument("--token-ttl", type=float, default=24 * 3600.0,
                    help="seconds an agent token stays valid (default 24 h)")
     p.add_argument("--public-url", default=None,
@@ -176,6 +179,7 @@ async def serve(args: argparse.Namespace) -> int:
                         ctx=Context(registry, base_env, limits, confined_abi=abi),
                         extensions=args.extensions)
     state.stream_reuse = not args.no_stream_reuse
+    state.client_timeout = args.client_timeout
     state.stream_idle_timeout = args.stream_idle_timeout
     tls = tls_context(args.tls_cert, args.tls_key)
     scheme = "https" if tls is not None else "http"

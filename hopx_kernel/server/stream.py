@@ -13,6 +13,7 @@ a bad frame *before* any ``execute`` also ends the connection (``complete{false}
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 from typing import TYPE_CHECKING, Any
@@ -21,7 +22,8 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .. import frames
 from ..errors import FrameError
-from ..frames import AgentError, Complete, Execute, InputReply, InputRequest, Interrupt, hopx_frames
+from ..frames import (AgentError, ClearOutput, Complete, Display, Execute, InputReply,
+                      InputRequest, Interrupt, Stream, hopx_frames)
 from . import auth
 from .base import check_host
 from .bodies import agent_error_body, new_request_id
@@ -33,6 +35,14 @@ if TYPE_CHECKING:
     from .sandbox import Sandbox
 
 log = logging.getLogger(__name__)
+#: Frames dropped (rather than waited for) once an execution must stop.
+OUTPUT_FRAMES = (Stream, Display, ClearOutput)
+
+
+def _retrieve(future: asyncio.Future) -> None:
+    """Take a finished write's outcome: a write to a client that left is no error here."""
+    if not future.cancelled():
+        future.exception()
 
 
 class PlainEmit:
@@ -61,6 +71,7 @@ class StreamHandler(WebSocketHandler):
         self._done = False
         self._idle: asyncio.TimerHandle | None = None  # closes a reused socket left idle
         self._extensions = False
+        self._writing: asyncio.Future | None = None  # the frame tornado is sending
 
     # ------------------------------------------------------------ handshake
 
@@ -90,14 +101,60 @@ class StreamHandler(WebSocketHandler):
     # ------------------------------------------------------------ sending
 
     async def emit(self, frame: frames.AgentFrame) -> None:
-        """Send one frame; a connection that is gone is not an error here."""
+        """Send one frame, waiting while the client reads slowly (backpressure).
+
+        At most one output frame waits in tornado's buffer. Once the execution must stop
+        (its deadline passed, or the client left) output frames that cannot go at once
+        are dropped, so the deadline is kept even when the client reads nothing; a client
+        that takes nothing for ``client_timeout`` seconds is dropped. A connection that is
+        gone is not an error here.
+        """
         if self.ws_connection is None or self.ws_connection.is_closing():
             return
+        output = isinstance(frame, OUTPUT_FRAMES)
+        control = self._control
+        if self._writing is not None and not self._writing.done():
+            if not await self._wait_for_client(self._writing, control if output else None):
+                return  # dropped: the execution is stopping and the client is behind
         try:
             data = frames.encode(frame, timestamped(frame))
-            await self.write_message(data, binary=isinstance(data, bytes))
+            self._writing = self.write_message(data, binary=isinstance(data, bytes))
         except WebSocketClosedError:
-            pass
+            return
+        self._writing.add_done_callback(_retrieve)
+        await self._wait_for_client(self._writing, control if output else None)
+
+    async def _wait_for_client(self, writing: asyncio.Future, control: RunControl | None
+                               ) -> bool:
+        """Wait until ``writing`` is sent; False when ``control`` began stopping first.
+        A client that takes nothing for ``client_timeout`` seconds is disconnected."""
+        waits: set = {asyncio.ensure_future(asyncio.shield(writing))}
+        if control is not None:
+            if control.stopping.is_set():
+                return writing.done()
+            waits.add(asyncio.ensure_future(control.stopping.wait()))
+        try:
+            done, _ = await asyncio.wait(waits, timeout=self.state.client_timeout,
+                                         return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waits:
+                w.cancel()
+        if writing.done():
+            with contextlib.suppress(BaseException):
+                writing.result()
+            return True
+        if not done:  # the client took nothing for client_timeout seconds: drop it
+            log.info("dropping a stream client that read nothing for %g s",
+                     self.state.client_timeout)
+            self._drop_client()
+        return False
+
+    def _drop_client(self) -> None:
+        stream = getattr(self.ws_connection, "stream", None)
+        if stream is not None:
+            stream.close()
+        if self._control is not None:
+            self._control.abandon()
 
     async def _refuse(self, message: str, code: str) -> None:
         """Answer a bad frame; before any execution it also ends the connection."""
