@@ -143,9 +143,21 @@ class RunControl:
                 self._timer = asyncio.get_running_loop().call_later(self.timeout, self._expire)
 
     def _expire(self) -> None:
+        self._timer = None
+        left = (self.deadline - time.monotonic()) if self.deadline is not None else 0.0
+        if left > 0:  # moved on (paused at a breakpoint): wait for the new deadline
+            self._timer = asyncio.get_running_loop().call_later(left, self._expire)
+            return
         self.stopping.set()
         if self._wake:
             self._wake()
+
+    def finish(self) -> None:
+        """Called when the execution is over: its deadline timer is not needed any more."""
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        self._wake = None
 
     def interrupt(self) -> None:
         """Ask for a KeyboardInterrupt in the running code."""

@@ -103,31 +103,38 @@ class StreamHandler(WebSocketHandler):
     async def emit(self, frame: frames.AgentFrame) -> None:
         """Send one frame, waiting while the client reads slowly (backpressure).
 
-        At most one output frame waits in tornado's buffer. Once the execution must stop
-        (its deadline passed, or the client left) output frames that cannot go at once
-        are dropped, so the deadline is kept even when the client reads nothing; a client
-        that takes nothing for ``client_timeout`` seconds is dropped. A connection that is
-        gone is not an error here.
+        At most one frame waits in tornado's buffer. Once the execution must stop (its
+        deadline passed, or the client left) output frames that cannot go at once are
+        dropped, so the deadline is kept even when the client reads nothing; a client that
+        takes nothing for ``client_timeout`` seconds is dropped. A connection that is gone
+        is not an error here.
         """
+        control = self._control if isinstance(frame, OUTPUT_FRAMES) else None
+        if await self._queue(frame, control):
+            await self._wait_for_client(self._writing, control)
+
+    async def _queue(self, frame: frames.AgentFrame, control: RunControl | None) -> bool:
+        """Wait until tornado's buffer is empty, then hand ``frame`` to it (``_writing``).
+        False when the frame was not sent (connection gone, or dropped output)."""
+        while self._writing is not None and not self._writing.done():
+            if not await self._wait_for_client(self._writing, control):
+                return False  # dropped: the execution is stopping and the client is behind
         if self.ws_connection is None or self.ws_connection.is_closing():
-            return
-        output = isinstance(frame, OUTPUT_FRAMES)
-        control = self._control
-        if self._writing is not None and not self._writing.done():
-            if not await self._wait_for_client(self._writing, control if output else None):
-                return  # dropped: the execution is stopping and the client is behind
+            return False
         try:
             data = frames.encode(frame, timestamped(frame))
             self._writing = self.write_message(data, binary=isinstance(data, bytes))
         except WebSocketClosedError:
-            return
+            return False
         self._writing.add_done_callback(_retrieve)
-        await self._wait_for_client(self._writing, control if output else None)
+        return True
 
-    async def _wait_for_client(self, writing: asyncio.Future, control: RunControl | None
-                               ) -> bool:
+    async def _wait_for_client(self, writing: asyncio.Future | None,
+                               control: RunControl | None) -> bool:
         """Wait until ``writing`` is sent; False when ``control`` began stopping first.
         A client that takes nothing for ``client_timeout`` seconds is disconnected."""
+        if writing is None:
+            return True
         waits: set = {asyncio.ensure_future(asyncio.shield(writing))}
         if control is not None:
             if control.stopping.is_set():
@@ -234,7 +241,12 @@ class StreamHandler(WebSocketHandler):
                                        "INTERNAL_ERROR"))
         finally:
             self._done = True
-        await self.emit(Complete(success))
+            control.finish()
+        # ``complete`` goes into tornado's buffer and the connection becomes ready for the
+        # next execute in one step, with no await between: a client that answers
+        # ``complete`` at once must find its next execute frame taken, not dropped.
+        if not await self._queue(Complete(success), None):
+            return
         # ``request`` is as_run's: a plain agent (--no-extensions) has ignored the ask already
         if not (request.extensions and self.state.stream_reuse):
             self.close(1000)
@@ -244,6 +256,7 @@ class StreamHandler(WebSocketHandler):
         self._done = False
         self._idle = asyncio.get_running_loop().call_later(
             self.state.stream_idle_timeout, self._close_idle)
+        await self._wait_for_client(self._writing, None)
 
     def _close_idle(self) -> None:
         self._idle = None

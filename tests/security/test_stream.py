@@ -3,6 +3,7 @@ client is dropped, and every other sandbox keeps answering."""
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import os
@@ -82,3 +83,39 @@ def test_a_client_that_never_reads(slow_target, timeout):
         sock.close()
     if timeout is None:
         assert "dropping a stream client that read nothing" in server.stderr_path.read_text()
+
+
+def test_cells_on_one_reused_socket_never_hang(slow_target):
+    """Four cells on one socket, 30 times: each next execute is sent the moment
+    ``complete`` arrives, and none is lost (the reuse step and ``complete`` are one step)."""
+    from websockets.asyncio.client import connect
+
+    from ..support.server_helpers import ws_headers
+
+    server, sandbox, _ = slow_target
+
+    async def cells() -> list[str]:
+        async with connect(f"{server.ws_url}/execute/stream", compression=None,
+                           additional_headers=ws_headers(sandbox)) as ws:
+            printed = []
+            for i in range(4):
+                ext = {"extensions": 1} if i < 3 else {}  # the last one closes the socket
+                await ws.send(json.dumps({"type": "execute", **ext,
+                                          "code": f"n = 0 if {i} == 0 else n + 1\nprint(n)"}))
+
+                async def until_complete() -> None:
+                    async for raw in ws:
+                        frame = json.loads(raw)
+                        if frame["type"] == "stdout":
+                            printed.append(frame["data"])
+                        if frame["type"] == "complete":
+                            return
+                await asyncio.wait_for(until_complete(), 20)
+            return printed
+
+    for attempt in range(30):
+        try:
+            printed = asyncio.run(cells())
+        except asyncio.TimeoutError:
+            pytest.fail(f"attempt {attempt}: a cell on the reused socket never completed")
+        assert "".join(printed) == "0\n1\n2\n3\n", (attempt, printed)
