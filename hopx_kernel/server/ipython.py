@@ -537,7 +537,12 @@ class IPythonRunner:
         self._kc.shell_channel.send(request)
         queue: asyncio.Queue = asyncio.Queue(CELL_QUEUE)
         self._routes[msg_id] = queue
-        control.start(lambda: queue.full() or queue.put_nowait(("control", None)))
+
+        def wake() -> None:  # a full queue wakes the runner anyway
+            if not queue.full():
+                queue.put_nowait(("control", None))
+
+        control.start(wake)
         watch = _Watch()
         pending_input: asyncio.Task | None = None
         reply = idle = False

@@ -22,8 +22,18 @@ from tornado.websocket import WebSocketClosedError, WebSocketHandler
 
 from .. import frames
 from ..errors import FrameError
-from ..frames import (AgentError, ClearOutput, Complete, Display, Execute, InputReply,
-                      InputRequest, Interrupt, Stream, hopx_frames)
+from ..frames import (
+    AgentError,
+    ClearOutput,
+    Complete,
+    Display,
+    Execute,
+    InputReply,
+    InputRequest,
+    Interrupt,
+    Stream,
+    hopx_frames,
+)
 from . import auth
 from .base import check_host
 from .bodies import agent_error_body, new_request_id
