@@ -7,6 +7,7 @@ import logging
 from typing import Any
 
 from tornado.web import HTTPError, RequestHandler
+from tornado.websocket import WebSocketHandler
 
 from . import auth
 from .bodies import agent_error_body, control_error_body, new_request_id
@@ -36,6 +37,35 @@ def check_host(headers: Any) -> None:
     """Refuse a request whose Host header is not loopback (DNS-rebinding guard)."""
     if not auth.is_loopback_host(headers.get("Host")):
         raise FOREIGN_HOST
+
+
+class SandboxWebSocket(WebSocketHandler):
+    """A WebSocket to one sandbox: loopback Host and Origin only, the sandbox found by its
+    bearer token before the upgrade (``self.sandbox``); a refusal is an agent error body."""
+
+    state: Any
+    sandbox: Any  # the Sandbox, set in get() before the socket opens
+
+    async def get(self, *args: Any, **kwargs: Any) -> None:
+        try:
+            check_host(self.request.headers)
+            origin = self.request.headers.get("Origin")
+            if origin is not None and not auth.is_loopback_origin(origin):
+                raise ServerError(
+                    403,
+                    "FORBIDDEN",
+                    "cross-origin WebSocket refused: only pages served from loopback may connect",
+                )
+            self.sandbox = self.state.registry.by_token(auth.bearer_token(self.request.headers))
+        except ServerError as exc:
+            self.set_status(exc.status)
+            self.set_header("Content-Type", "application/json")
+            self.finish(json.dumps(agent_error_body(exc.code, exc.message, new_request_id())))
+            return
+        await super().get(*args, **kwargs)
+
+    def check_origin(self, origin: str) -> bool:
+        return auth.is_loopback_origin(origin)
 
 
 class JsonHandler(RequestHandler):

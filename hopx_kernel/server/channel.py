@@ -20,14 +20,11 @@ import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from tornado.websocket import WebSocketClosedError, WebSocketHandler
+from tornado.websocket import WebSocketClosedError
 
 from .. import wire
 from ..errors import FrameError
-from . import auth
-from .base import check_host
-from .bodies import agent_error_body, new_request_id
-from .errors import ServerError
+from .base import SandboxWebSocket
 from .ipython import plain_msg
 
 if TYPE_CHECKING:  # (sandbox.py imports this module)
@@ -104,7 +101,7 @@ class ChannelHub:
         self.connections.clear()
 
 
-class ChannelHandler(WebSocketHandler):
+class ChannelHandler(SandboxWebSocket):
     """One client's ``/kernel/channel`` connection to one sandbox (by bearer token)."""
 
     def initialize(self, state: Any) -> None:
@@ -114,23 +111,6 @@ class ChannelHandler(WebSocketHandler):
         self._sender: asyncio.Task | None = None
         self.dropped = 0
 
-    async def get(self, *args: Any, **kwargs: Any) -> None:
-        try:
-            check_host(self.request.headers)
-            origin = self.request.headers.get("Origin")
-            if origin is not None and not auth.is_loopback_origin(origin):
-                raise ServerError(403, "FORBIDDEN", "cross-origin WebSocket refused: only "
-                                  "pages served from loopback may connect")
-            self.sandbox = self.state.registry.by_token(auth.bearer_token(self.request.headers))
-        except ServerError as exc:
-            self.set_status(exc.status)
-            self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps(agent_error_body(exc.code, exc.message, new_request_id())))
-            return
-        await super().get(*args, **kwargs)
-
-    def check_origin(self, origin: str) -> bool:
-        return auth.is_loopback_origin(origin)
 
     @property
     def max_message_size(self) -> int:

@@ -14,11 +14,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 import logging
 from typing import TYPE_CHECKING, Any
 
-from tornado.websocket import WebSocketClosedError, WebSocketHandler
+from tornado.websocket import WebSocketClosedError
 
 from .. import frames
 from ..errors import FrameError
@@ -34,10 +33,7 @@ from ..frames import (
     Stream,
     hopx_frames,
 )
-from . import auth
-from .base import check_host
-from .bodies import agent_error_body, new_request_id
-from .errors import ServerError
+from .base import SandboxWebSocket
 from .execution import as_run, execute, timestamped
 from .ipython import RunControl
 
@@ -69,7 +65,7 @@ class PlainEmit:
             await self._emit(out)
 
 
-class StreamHandler(WebSocketHandler):
+class StreamHandler(SandboxWebSocket):
     """One WebSocket connection to one sandbox (found by its bearer token)."""
 
     def initialize(self, state: Any) -> None:
@@ -85,23 +81,6 @@ class StreamHandler(WebSocketHandler):
 
     # ------------------------------------------------------------ handshake
 
-    async def get(self, *args: Any, **kwargs: Any) -> None:
-        try:
-            check_host(self.request.headers)
-            origin = self.request.headers.get("Origin")
-            if origin is not None and not auth.is_loopback_origin(origin):
-                raise ServerError(403, "FORBIDDEN", "cross-origin WebSocket refused: only "
-                                  "pages served from loopback may connect")
-            self.sandbox = self.state.registry.by_token(auth.bearer_token(self.request.headers))
-        except ServerError as exc:
-            self.set_status(exc.status)
-            self.set_header("Content-Type", "application/json")
-            self.finish(json.dumps(agent_error_body(exc.code, exc.message, new_request_id())))
-            return
-        await super().get(*args, **kwargs)
-
-    def check_origin(self, origin: str) -> bool:
-        return auth.is_loopback_origin(origin)
 
     def open(self, *args: Any, **kwargs: Any) -> None:
         # Frames are small and latency-bound: without TCP_NODELAY, Nagle's algorithm holds
