@@ -20,7 +20,7 @@ $(STAMP): pyproject.toml
 demo: setup
 	$(PY) -m hopx_kernel.demo $(NOTEBOOK)
 
-test: setup
+test: setup lint
 	$(PY) -m pytest
 
 # the fast loop: everything but the slow suites

@@ -58,8 +58,9 @@ def kernel_log():
     if _KERNEL_LOG is None:
         import tempfile
 
-        _KERNEL_LOG = tempfile.NamedTemporaryFile(prefix="hopx-bench-kernels-", suffix=".log",
-                                                  delete=False, mode="ab")
+        _KERNEL_LOG = tempfile.NamedTemporaryFile(
+            prefix="hopx-bench-kernels-", suffix=".log", delete=False, mode="ab"
+        )
     return _KERNEL_LOG
 
 
@@ -95,15 +96,17 @@ def ensure_python3_kernelspec() -> Path:
     """The venv's python3 kernelspec; installed with ``ipykernel install --sys-prefix`` if missing."""
     path = Path(sys.prefix) / "share" / "jupyter" / "kernels" / "python3"
     if not (path / "kernel.json").exists():
-        subprocess.run([sys.executable, "-m", "ipykernel", "install", "--sys-prefix"],
-                       check=True, stdout=subprocess.DEVNULL)
+        subprocess.run(
+            [sys.executable, "-m", "ipykernel", "install", "--sys-prefix"],
+            check=True,
+            stdout=subprocess.DEVNULL,
+        )
     return path
 
 
 def base_env() -> dict[str, str]:
     """Our environment without HopX or Jupyter session variables."""
-    return {k: v for k, v in os.environ.items()
-            if not k.upper().startswith(("HOPX_", "JPY_"))}
+    return {k: v for k, v in os.environ.items() if not k.upper().startswith(("HOPX_", "JPY_"))}
 
 
 # ---------------------------------------------------------------------------- server
@@ -117,7 +120,9 @@ class Server:
         cmd = [str(exe)] if exe.exists() else [sys.executable, "-m", "hopx_kernel"]
         self.server = LocalServer.start(
             ["--port", "0", "--parent-pid", str(os.getpid()), "--log-level", "warning", *args],
-            command=[*cmd, "serve"], env=base_env())
+            command=[*cmd, "serve"],
+            env=base_env(),
+        )
         self.proc = self.server.proc
         STARTED.append(self)
         self.base_url, self.api_key = self.server.ready()
@@ -145,10 +150,10 @@ class Server:
 class CellRun:
     """What the client saw for one cell; every time in seconds since the request was sent."""
 
-    sent: float = float("nan")           # perf_counter() when the request was sent
-    total: float = float("nan")          # → status idle (kernels) / 'complete' (SDK)
-    result: float = float("nan")         # → execute_result / 'result'
-    first_stream: float = float("nan")   # → first stream message
+    sent: float = float("nan")  # perf_counter() when the request was sent
+    total: float = float("nan")  # → status idle (kernels) / 'complete' (SDK)
+    result: float = float("nan")  # → execute_result / 'result'
+    first_stream: float = float("nan")  # → first stream message
     n_stream: int = 0
     stream_chars: int = 0
     outputs: list = field(default_factory=list)
@@ -253,15 +258,18 @@ def run_cell(kc, code: str, keep_outputs: bool = False) -> CellRun:
         if reply["parent_header"].get("msg_id") == msg_id:
             break
     if reply["content"]["status"] != "ok":
-        raise RuntimeError(f"cell failed in {kc!r}: {reply['content'].get('ename')}: "
-                           f"{reply['content'].get('evalue')}")
+        raise RuntimeError(
+            f"cell failed in {kc!r}: {reply['content'].get('ename')}: {reply['content'].get('evalue')}"
+        )
     return out
 
 
 def widget_round_trip(kc, comm_id: str, value: int) -> float:
     """Seconds from sending a widget ``update`` to its ``echo_update`` arriving."""
-    msg = kc.session.msg("comm_msg", {"comm_id": comm_id, "data": {
-        "method": "update", "state": {"value": value}, "buffer_paths": []}})
+    msg = kc.session.msg(
+        "comm_msg",
+        {"comm_id": comm_id, "data": {"method": "update", "state": {"value": value}, "buffer_paths": []}},
+    )
     t0 = time.perf_counter()
     kc.session.send(kc.shell_channel.socket, msg)
     deadline = t0 + CELL_TIMEOUT
@@ -270,8 +278,10 @@ def widget_round_trip(kc, comm_id: str, value: int) -> float:
         if left <= 0:
             raise TimeoutError("no echo_update for a widget update")
         got = kc.iopub_channel.get_msg(timeout=left)
-        if (got["parent_header"].get("msg_id") == msg["header"]["msg_id"]
-                and got["header"]["msg_type"] == "comm_msg"):
+        if (
+            got["parent_header"].get("msg_id") == msg["header"]["msg_id"]
+            and got["header"]["msg_type"] == "comm_msg"
+        ):
             return time.perf_counter() - t0
 
 
@@ -295,9 +305,11 @@ class SdkContender:
         from hopx_ai import AsyncSandbox
 
         STARTED.append(self)
-        self.sandbox = self.loop.run_until_complete(AsyncSandbox.create(
-            template="code-interpreter", api_key=self.server.api_key,
-            base_url=self.server.base_url))
+        self.sandbox = self.loop.run_until_complete(
+            AsyncSandbox.create(
+                template="code-interpreter", api_key=self.server.api_key, base_url=self.server.base_url
+            )
+        )
 
     def stop(self) -> None:
         if self in STARTED:
@@ -319,8 +331,9 @@ class SdkContender:
     async def _run(self, code: str, keep_outputs: bool) -> CellRun:
         out = CellRun()
         t0 = out.sent = time.perf_counter()
-        async for msg in self.sandbox.run_code_stream(code, timeout=int(CELL_TIMEOUT),
-                                                      working_dir=SDK_WORKDIR):
+        async for msg in self.sandbox.run_code_stream(
+            code, timeout=int(CELL_TIMEOUT), working_dir=SDK_WORKDIR
+        ):
             now = time.perf_counter() - t0
             kind = msg.get("type")
             if kind in ("stdout", "stderr"):

@@ -19,12 +19,11 @@ from . import contenders as C
 from .netdelay import DelayProxy
 from .rows import Metric, _log
 
-KERNEL = "kernel"          # HopX kernel, cloud mode, agent with stream reuse
-PLAIN = "kernel-plain"     # HopX kernel, cloud mode, agent without it (serve --no-stream-reuse)
+KERNEL = "kernel"  # HopX kernel, cloud mode, agent with stream reuse
+PLAIN = "kernel-plain"  # HopX kernel, cloud mode, agent without it (serve --no-stream-reuse)
 SDK = C.SDK
 KEYS = (KERNEL, PLAIN, SDK)
-LABELS = {KERNEL: "HopX kernel (socket reuse)", PLAIN: "HopX kernel, plain agent",
-          SDK: "hopx-ai SDK stream"}
+LABELS = {KERNEL: "HopX kernel (socket reuse)", PLAIN: "HopX kernel, plain agent", SDK: "hopx-ai SDK stream"}
 
 
 class _Certs:
@@ -103,8 +102,9 @@ async def _notebook_per_cell(rig, cells: int = 20) -> float:
 
     nb = nbformat.v4.new_notebook()
     nb.cells = [nbformat.v4.new_code_cell(f"x = {i}") for i in range(cells + 1)]
-    client = NotebookClient(nb, kernel_name=C.KERNEL_NAMES[C.CLOUD], timeout=120,
-                            resources={"metadata": {"path": "."}})
+    client = NotebookClient(
+        nb, kernel_name=C.KERNEL_NAMES[C.CLOUD], timeout=120, resources={"metadata": {"path": "."}}
+    )
     async with client.async_setup_kernel(env=C.kernel_env(C.CLOUD, rig), stderr=C.kernel_log()):
         await client.async_execute_cell(nb.cells[0], 0)
         t0 = time.perf_counter()
@@ -158,8 +158,10 @@ def latency_rows(plan, rtts=(0.0, 0.02, 0.08), tls=(False, True)) -> list[Metric
                             os.environ.pop("SSL_CERT_FILE", None)
                         else:
                             os.environ["SSL_CERT_FILE"] = saved
-                _log(f"{m.id}: " + ", ".join(
-                    f"{k} {sorted(v)[len(v) // 2]:.1f} ms" for k, v in m.samples.items()))
+                _log(
+                    f"{m.id}: "
+                    + ", ".join(f"{k} {sorted(v)[len(v) // 2]:.1f} ms" for k, v in m.samples.items())
+                )
                 metrics += [m, st] + ([nb] if nb.samples else [])
     finally:
         if certs is not None:

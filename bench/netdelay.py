@@ -32,8 +32,9 @@ class DelayProxy:
         self.target = target
         self.port = 0
         self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._loop.run_forever, daemon=True,
-                                        name=f"delay-proxy-{rtt * 1e3:.0f}ms")
+        self._thread = threading.Thread(
+            target=self._loop.run_forever, daemon=True, name=f"delay-proxy-{rtt * 1e3:.0f}ms"
+        )
         self._server: asyncio.base_events.Server | None = None
         self._tasks: set[asyncio.Task] = set()
 
@@ -46,7 +47,8 @@ class DelayProxy:
     def start(self) -> DelayProxy:
         self._thread.start()
         self._server = asyncio.run_coroutine_threadsafe(
-            asyncio.start_server(self._handle, "127.0.0.1", 0), self._loop).result(10)
+            asyncio.start_server(self._handle, "127.0.0.1", 0), self._loop
+        ).result(10)
         self.port = self._server.sockets[0].getsockname()[1]
         return self
 
@@ -77,8 +79,10 @@ class DelayProxy:
             sreader, swriter = await asyncio.open_connection(*self.target)
             for w in (cwriter, swriter):
                 w.get_extra_info("socket").setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-            pipes = [asyncio.ensure_future(self._pipe(creader, swriter)),
-                     asyncio.ensure_future(self._pipe(sreader, cwriter))]
+            pipes = [
+                asyncio.ensure_future(self._pipe(creader, swriter)),
+                asyncio.ensure_future(self._pipe(sreader, cwriter)),
+            ]
             try:
                 await asyncio.gather(*pipes)
             finally:

@@ -16,10 +16,32 @@ from .rows import Metric
 from .stats import is_number, percentile, ratio, summary
 
 ANALYSIS = Path(__file__).with_name("analysis.md")
-VERSIONED = ("hopx-kernel", "hopx-ai", "ipykernel", "jupyter_client", "nbclient", "pyzmq",
-             "tornado", "websockets", "ipython", "psutil")
-CHART_ROWS = ("rt_pass", "runall_pass", "rt_1p1", "ttfo", "runall_ttfo", "mib50", "mib50_ttfb",
-              "print200k", "start", "restart", "nb20", "nb20x8")
+VERSIONED = (
+    "hopx-kernel",
+    "hopx-ai",
+    "ipykernel",
+    "jupyter_client",
+    "nbclient",
+    "pyzmq",
+    "tornado",
+    "websockets",
+    "ipython",
+    "psutil",
+)
+CHART_ROWS = (
+    "rt_pass",
+    "runall_pass",
+    "rt_1p1",
+    "ttfo",
+    "runall_ttfo",
+    "mib50",
+    "mib50_ttfb",
+    "print200k",
+    "start",
+    "restart",
+    "nb20",
+    "nb20x8",
+)
 
 
 def fmt(x: float) -> str:
@@ -79,8 +101,13 @@ def targets(metrics: dict[str, Metric]) -> list[tuple[str, str, dict[str, tuple[
 
     med = lambda m, k: stat(m, k)["median"]  # noqa: E731
     add("round trip `pass` ≤ 2.0× ipykernel", "×", "rt_pass", median_ratio, le(2.0))
-    add("Run All: round trip `pass` ≤ 2.0× ipykernel (moonshot 1.5×)", "×", "runall_pass",
-        median_ratio, le(2.0))
+    add(
+        "Run All: round trip `pass` ≤ 2.0× ipykernel (moonshot 1.5×)",
+        "×",
+        "runall_pass",
+        median_ratio,
+        le(2.0),
+    )
     add("Run All: first output ≤ 20 ms", "ms", "runall_ttfo", med, le(20))
     add("Run All: first output from stderr ≤ 20 ms", "ms", "runall_ttfo_err", med, le(20))
     add("first output after a flood ≤ 20 ms", "ms", "runall_ttfo_flood", med, le(20))
@@ -90,17 +117,13 @@ def targets(metrics: dict[str, Metric]) -> list[tuple[str, str, dict[str, tuple[
     add("50 MiB throughput ≥ 0.8× ipykernel", "×", "mib50", median_ratio, ge(0.8))
     add("50 MiB first byte ≤ 50 ms", "ms", "mib50_ttfb", med, le(50))
     add("200k print lines ≥ 1.0× ipykernel", "×", "print200k", median_ratio, ge(1.0))
-    add("kernel start → first result ≤ 2.0× ipykernel", "×", "start", median_ratio,
-        le(2.0))
+    add("kernel start → first result ≤ 2.0× ipykernel", "×", "start", median_ratio, le(2.0))
     add("new notebook → idle ≤ 1.3× ipykernel", "×", "start_idle", median_ratio, le(1.3))
     add("restart → first result ≤ 1.5× ipykernel", "×", "restart", median_ratio, le(1.5))
     add("memory of kernel + sandbox ≤ 1.6× ipykernel", "×", "mem_total", median_ratio, le(1.6))
-    add("kernel RSS growth during the 50 MiB cell ≤ 20 MB", "MB", "rss_kernel", med,
-        le(20))
-    add("kernel overhead over raw SDK stream, `pass` ≤ 3 ms/cell", "ms", "ovh_pass", med,
-        le(3))
-    add("kernel overhead over raw SDK stream, `1+1` ≤ 3 ms/cell", "ms", "ovh_1p1", med,
-        le(3))
+    add("kernel RSS growth during the 50 MiB cell ≤ 20 MB", "MB", "rss_kernel", med, le(20))
+    add("kernel overhead over raw SDK stream, `pass` ≤ 3 ms/cell", "ms", "ovh_pass", med, le(3))
+    add("kernel overhead over raw SDK stream, `1+1` ≤ 3 ms/cell", "ms", "ovh_1p1", med, le(3))
     return out
 
 
@@ -117,12 +140,20 @@ def machine() -> dict[str, str]:
     except OSError:
         pass
     try:
-        mem = next(line.split(":")[1].strip() for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal"))
+        mem = next(
+            line.split(":")[1].strip()
+            for line in Path("/proc/meminfo").read_text().splitlines()
+            if line.startswith("MemTotal")
+        )
     except (OSError, StopIteration):
         mem = "?"
-    return {"cpus": str(os.cpu_count()), "cpu": cpu, "memory": mem,
-            "platform": platform.platform(), "python": sys.version.split()[0]}
+    return {
+        "cpus": str(os.cpu_count()),
+        "cpu": cpu,
+        "memory": mem,
+        "platform": platform.platform(),
+        "python": sys.version.split()[0],
+    }
 
 
 def versions() -> dict[str, str]:
@@ -143,11 +174,20 @@ def versions() -> dict[str, str]:
 
 def git_rev() -> str:
     try:
-        rev = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True,
-                             text=True, cwd=Path(__file__).parent, timeout=5).stdout.strip()
-        dirty = subprocess.run(["git", "status", "--porcelain", "--", "hopx_kernel"],
-                               capture_output=True, text=True, cwd=Path(__file__).parent.parent,
-                               timeout=5).stdout.strip()
+        rev = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent,
+            timeout=5,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "hopx_kernel"],
+            capture_output=True,
+            text=True,
+            cwd=Path(__file__).parent.parent,
+            timeout=5,
+        ).stdout.strip()
         return rev + (" + uncommitted changes in hopx_kernel/" if dirty else "")
     except (OSError, subprocess.SubprocessError):
         return "?"
@@ -162,29 +202,41 @@ def markdown(metrics: list[Metric], info: dict) -> str:
     L.append("# Benchmark: HopX kernel vs local ipykernel vs the raw hopx-ai SDK stream\n")
     if info.get("provisional"):
         L.append(f"> **Provisional figures.** {info['provisional']}\n")
-    L.append(f"Generated by `{info['command']}` on {info['date']} "
-             f"in {info['elapsed']:.0f} s (git {info['git']}).\n")
+    L.append(
+        f"Generated by `{info['command']}` on {info['date']} "
+        f"in {info['elapsed']:.0f} s (git {info['git']}).\n"
+    )
     mach = machine()
-    L.append(f"Machine: {mach['cpus']} CPUs ({mach['cpu']}), {mach['memory']} RAM, "
-             f"{mach['platform']}, Python {mach['python']}. "
-             f"Load average before / after the run (after includes the benchmark itself): {info['load_before']} / {info['load_after']}.\n")
+    L.append(
+        f"Machine: {mach['cpus']} CPUs ({mach['cpu']}), {mach['memory']} RAM, "
+        f"{mach['platform']}, Python {mach['python']}. "
+        f"Load average before / after the run (after includes the benchmark itself): {info['load_before']} / {info['load_after']}.\n"
+    )
     L.append("Versions: " + ", ".join(f"{k} {v}" for k, v in versions().items()) + ".\n")
-    L.append("Contenders, alternated inside every row (ABCD ABCD …): "
-             + "; ".join(f"**{C.LABELS[k]}** (`{k}`)" for k in C.ALL) + ". "
-             "Kernels are driven with jupyter_client's `BlockingKernelClient`, the SDK row with "
-             "`hopx_ai.AsyncSandbox.run_code_stream(code, timeout=120, working_dir=None)` "
-             "(`working_dir=None` so it sends the same execute frame as the kernel; the SDK "
-             "default `'/workspace'` makes the server run two extra silent bookkeeping "
-             "executions per cell), cloud mode and the SDK against the same separately "
-             "started `hopx-kernel serve`. Times are `time.perf_counter()` in the bench "
-             "process after warm-up. MB = 10^6 bytes.\n")
+    L.append(
+        "Contenders, alternated inside every row (ABCD ABCD …): "
+        + "; ".join(f"**{C.LABELS[k]}** (`{k}`)" for k in C.ALL)
+        + ". "
+        "Kernels are driven with jupyter_client's `BlockingKernelClient`, the SDK row with "
+        "`hopx_ai.AsyncSandbox.run_code_stream(code, timeout=120, working_dir=None)` "
+        "(`working_dir=None` so it sends the same execute frame as the kernel; the SDK "
+        "default `'/workspace'` makes the server run two extra silent bookkeeping "
+        "executions per cell), cloud mode and the SDK against the same separately "
+        "started `hopx-kernel serve`. Times are `time.perf_counter()` in the bench "
+        "process after warm-up. MB = 10^6 bytes.\n"
+    )
     L.append(f"Samples (warm-up + measured): {info['plan']}.\n")
-    L.append("Each cell: **median** (p95) and, in the × column, median ÷ local ipykernel's "
-             "median. For MB/s rows the bracket is the slow tail (5th percentile). "
-             "`n/a`: not applicable to that contender.\n")
+    L.append(
+        "Each cell: **median** (p95) and, in the × column, median ÷ local ipykernel's "
+        "median. For MB/s rows the bracket is the slow tail (5th percentile). "
+        "`n/a`: not applicable to that contender.\n"
+    )
     L.append("## Results\n")
-    head = "| row | unit | " + " | ".join(
-        f"{C.LABELS[k]} | ×" if k != C.IPYKERNEL else C.LABELS[k] for k in C.ALL) + " |"
+    head = (
+        "| row | unit | "
+        + " | ".join(f"{C.LABELS[k]} | ×" if k != C.IPYKERNEL else C.LABELS[k] for k in C.ALL)
+        + " |"
+    )
     L.append(head)
     L.append("|" + "---|" * (2 + 1 + 2 * (len(C.ALL) - 1)))
     for m in metrics:
@@ -226,32 +278,40 @@ def markdown(metrics: list[Metric], info: dict) -> str:
     if ANALYSIS.exists():
         L.append(ANALYSIS.read_text().strip() + "\n")
     else:
-        L.append("> PLACEHOLDER — to be filled from profiling (bench/analysis.md is "
-                 "included here verbatim when it exists).\n")
+        L.append(
+            "> PLACEHOLDER — to be filled from profiling (bench/analysis.md is "
+            "included here verbatim when it exists).\n"
+        )
     return "\n".join(L) + "\n"
 
 
 def latency_section(by_id: dict[str, Metric]) -> list[str]:
     """The far-away-sandbox table: ms per back-to-back cell, and round trips beyond the
     contender's own cost at 0 ms RTT (same TLS mode)."""
-    rows = [m for m in by_id.values()
-            if m.id.startswith("lat_") and not m.id.startswith(("lat_start_", "lat_nb_"))]
+    rows = [
+        m
+        for m in by_id.values()
+        if m.id.startswith("lat_") and not m.id.startswith(("lat_start_", "lat_nb_"))
+    ]
     if not rows:
         return []
-    L = ["\n## A far-away sandbox: back-to-back cells through a delaying proxy\n",
-         "Cells of `pass` sent one after another on one kernel (each the moment the last went "
-         "idle) to `hopx-kernel serve` behind `bench/netdelay.py`, a loopback TCP proxy that "
-         "holds every chunk back by half the round trip in each direction; control plane and "
-         "agent both go through it (`--public-url`). TLS rows: `serve --tls-cert/--tls-key` "
-         "with a throwaway CA (trustme), trusted through `HOPX_CA_BUNDLE` (kernel) and "
-         "`SSL_CERT_FILE` (SDK). The proxy accepts TCP at once, so a connect's TCP handshake "
-         "costs no round trip here (it costs one more on a real network). Each cell: **median** "
-         "ms per cell and, after =, the round trips beyond that contender's own median at 0 ms "
-         "RTT. The notebook column: nbclient runs 20 `x = i` cells on the kernel (after one warm-up "
-         "cell); ms per cell. Floor: 1 RTT + the kernel's cost at 0 ms. Goal: ≤ 1.2 RTT + local cost.\n",
-         "| RTT | TLS | " + " | ".join(LAT.LABELS[k] for k in LAT.KEYS)
-         + " | kernel, 20-cell notebook via nbclient | floor |",
-         "|---|---|" + "---|" * (len(LAT.KEYS) + 2)]
+    L = [
+        "\n## A far-away sandbox: back-to-back cells through a delaying proxy\n",
+        "Cells of `pass` sent one after another on one kernel (each the moment the last went "
+        "idle) to `hopx-kernel serve` behind `bench/netdelay.py`, a loopback TCP proxy that "
+        "holds every chunk back by half the round trip in each direction; control plane and "
+        "agent both go through it (`--public-url`). TLS rows: `serve --tls-cert/--tls-key` "
+        "with a throwaway CA (trustme), trusted through `HOPX_CA_BUNDLE` (kernel) and "
+        "`SSL_CERT_FILE` (SDK). The proxy accepts TCP at once, so a connect's TCP handshake "
+        "costs no round trip here (it costs one more on a real network). Each cell: **median** "
+        "ms per cell and, after =, the round trips beyond that contender's own median at 0 ms "
+        "RTT. The notebook column: nbclient runs 20 `x = i` cells on the kernel (after one warm-up "
+        "cell); ms per cell. Floor: 1 RTT + the kernel's cost at 0 ms. Goal: ≤ 1.2 RTT + local cost.\n",
+        "| RTT | TLS | "
+        + " | ".join(LAT.LABELS[k] for k in LAT.KEYS)
+        + " | kernel, 20-cell notebook via nbclient | floor |",
+        "|---|---|" + "---|" * (len(LAT.KEYS) + 2),
+    ]
     for m in sorted(rows, key=lambda m: (m.id.endswith("_tls"), float(m.notes.get("rtt_ms", 0)))):
         rtt = float(m.notes.get("rtt_ms", "nan"))
         near = by_id.get("lat_0" + ("_tls" if m.id.endswith("_tls") else ""))
@@ -279,17 +339,23 @@ def latency_section(by_id: dict[str, Metric]) -> list[str]:
         local = stat(near, LAT.KERNEL)["median"] if near and near.samples.get(LAT.KERNEL) else math.nan
         cells.append(f"{fmt(rtt + local)} ms" if is_number(local) else "n/a")
         L.append("| " + " | ".join(cells) + " |")
-    starts = sorted((m for m in by_id.values() if m.id.startswith("lat_start_")),
-                    key=lambda m: (m.id.endswith("_tls"), float(m.notes.get("rtt_ms", 0))))
+    starts = sorted(
+        (m for m in by_id.values() if m.id.startswith("lat_start_")),
+        key=lambda m: (m.id.endswith("_tls"), float(m.notes.get("rtt_ms", 0))),
+    )
     if starts:
-        L += ["", "Start through the same proxy: kernel start (its process start included; "
-              "it overlaps the sandbox create) → first `1+1` result, against the SDK's "
-              "`AsyncSandbox.create` → first result on the same rig (a sandbox create, a "
-              "health check and one execution). The local server's create includes starting "
-              "the sandbox's IPython unless a warm one waits (pool of 1). Goal at 80 ms: "
-              "kernel ≤ sandbox create + 3 RTT.", "",
-              "| RTT | TLS | kernel start → first result | SDK create → first result | kernel − SDK |",
-              "|---|---|---|---|---|"]
+        L += [
+            "",
+            "Start through the same proxy: kernel start (its process start included; "
+            "it overlaps the sandbox create) → first `1+1` result, against the SDK's "
+            "`AsyncSandbox.create` → first result on the same rig (a sandbox create, a "
+            "health check and one execution). The local server's create includes starting "
+            "the sandbox's IPython unless a warm one waits (pool of 1). Goal at 80 ms: "
+            "kernel ≤ sandbox create + 3 RTT.",
+            "",
+            "| RTT | TLS | kernel start → first result | SDK create → first result | kernel − SDK |",
+            "|---|---|---|---|---|",
+        ]
         for m in starts:
             rtt = float(m.notes.get("rtt_ms", "nan"))
             k = stat(m, LAT.KERNEL)["median"] if m.samples.get(LAT.KERNEL) else math.nan
@@ -297,8 +363,10 @@ def latency_section(by_id: dict[str, Metric]) -> list[str]:
             beyond = "–"
             if is_number(k) and is_number(c):
                 beyond = f"{fmt(k - c)} ms" + (f" = {(k - c) / rtt:.1f} RTT" if rtt > 0 else "")
-            L.append(f"| {rtt:g} ms | {'yes' if m.id.endswith('_tls') else 'no'} | "
-                     f"**{fmt(k)}** ms | **{fmt(c)}** ms | {beyond} |")
+            L.append(
+                f"| {rtt:g} ms | {'yes' if m.id.endswith('_tls') else 'no'} | "
+                f"**{fmt(k)}** ms | **{fmt(c)}** ms | {beyond} |"
+            )
     return L
 
 
@@ -308,6 +376,7 @@ def latency_section(by_id: dict[str, Metric]) -> list[str]:
 def ensure_matplotlib() -> bool:
     try:
         import matplotlib  # noqa: F401
+
         return True
     except ImportError:
         pass
@@ -320,6 +389,7 @@ def ensure_matplotlib() -> bool:
     importlib.invalidate_caches()
     try:
         import matplotlib  # noqa: F401
+
         return True
     except ImportError:
         return False
@@ -351,8 +421,9 @@ def chart(metrics: list[Metric], path: Path) -> bool:
     ax.axhline(1.0, color="black", linewidth=0.8)
     ax.set_yscale("log")
     ax.set_xticks(range(len(rows)))
-    ax.set_xticklabels([f"{m.id}\n({'higher' if m.higher_is_better else 'lower'} better)"
-                        for m in rows], fontsize=8)
+    ax.set_xticklabels(
+        [f"{m.id}\n({'higher' if m.higher_is_better else 'lower'} better)" for m in rows], fontsize=8
+    )
     ax.set_ylabel("median ÷ local ipykernel median (log)")
     ax.set_title("HopX kernel and SDK stream relative to local ipykernel (1.0 = same)")
     ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=3, frameon=False)

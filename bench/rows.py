@@ -15,8 +15,7 @@ from dataclasses import dataclass, field
 from . import contenders as C
 
 MIB50 = 50 * 1024 * 1024
-CODE_MIB50 = ("import sys\n_c = 'x' * 65536\n"
-              "for _ in range(800):\n    sys.stdout.write(_c)\n")
+CODE_MIB50 = "import sys\n_c = 'x' * 65536\nfor _ in range(800):\n    sys.stdout.write(_c)\n"
 CODE_PRINT = "for i in range(200000):\n    print('line', i)\n"
 PRINT_CHARS = sum(len(f"line {i}\n") for i in range(200000))
 CODE_TTFO = "print('x'); time.sleep(1)"
@@ -52,14 +51,28 @@ class Plan:
     lat_starts: int = 3  # kernel starts / SDK creates per latency setting
     lat_notebooks: int = 2  # 20-cell nbclient notebooks per latency setting
     widget: tuple[int, int] = (20, 200)
-    batch: int = 8      # notebooks run concurrently in the batch row
+    batch: int = 8  # notebooks run concurrently in the batch row
     pause: float = 0.3  # seconds between throughput cells (ipykernel flush-timer artefact)
 
     @classmethod
     def smoke(cls) -> Plan:
-        return cls(rt=(3, 10), ttfo=(0, 1), mib50=(0, 1), print200k=(0, 1), start=(0, 1),
-                   restart=(0, 1), nb=(0, 1), nb8=(0, 1), runall=(2, 8), lat=(2, 8), lat_starts=1, lat_notebooks=0, widget=(2, 8), batch=4,
-                   pause=0.1)
+        return cls(
+            rt=(3, 10),
+            ttfo=(0, 1),
+            mib50=(0, 1),
+            print200k=(0, 1),
+            start=(0, 1),
+            restart=(0, 1),
+            nb=(0, 1),
+            nb8=(0, 1),
+            runall=(2, 8),
+            lat=(2, 8),
+            lat_starts=1,
+            lat_notebooks=0,
+            widget=(2, 8),
+            batch=4,
+            pause=0.1,
+        )
 
 
 def _log(msg: str) -> None:
@@ -90,8 +103,7 @@ def widget_echo(live: dict, plan: Plan) -> list[Metric]:
     kernels = {k: c for k, c in live.items() if k in C.KERNELS}
     comm = {}
     for key, c in kernels.items():
-        out = c.run("import ipywidgets as _w\n_s = _w.IntSlider()\nprint(_s.model_id)",
-                    keep_outputs=True)
+        out = c.run("import ipywidgets as _w\n_s = _w.IntSlider()\nprint(_s.model_id)", keep_outputs=True)
         comm[key] = "".join(x["text"] for t, x in out.outputs if t == "stream").strip()
     warm, n = plan.widget
     for i in range(warm + n):
@@ -105,8 +117,10 @@ def widget_echo(live: dict, plan: Plan) -> list[Metric]:
 def overhead(metrics: dict[str, Metric]) -> list[Metric]:
     """Kernel overhead over the raw SDK stream: per-sample (cloud − SDK), paired by index."""
     out = []
-    for src, title in (("rt_pass", "kernel overhead over SDK, `pass` (cloud − SDK)"),
-                       ("rt_1p1", "kernel overhead over SDK, `1+1` (cloud − SDK)")):
+    for src, title in (
+        ("rt_pass", "kernel overhead over SDK, `pass` (cloud − SDK)"),
+        ("rt_1p1", "kernel overhead over SDK, `1+1` (cloud − SDK)"),
+    ):
         m = metrics.get(src)
         if m is None or C.CLOUD not in m.samples or C.SDK not in m.samples:
             continue
@@ -136,11 +150,10 @@ CODE_FLOOD = "sys.stdout.write('y' * 2_000_000)"
 
 
 def run_all(live: dict, plan: Plan) -> list[Metric]:
-    """"Run All": cells sent one after another on one kernel, each the moment the last went
+    """ "Run All": cells sent one after another on one kernel, each the moment the last went
     idle (contenders take turns by block, not by cell, so no pause creeps in)."""
     m_pass = Metric("runall_pass", "Run All: round trip `pass`, consecutive cells", "ms")
-    m_out = Metric("runall_ttfo", "Run All: first output, consecutive `print('x'); sleep(0.05)`",
-                   "ms")
+    m_out = Metric("runall_ttfo", "Run All: first output, consecutive `print('x'); sleep(0.05)`", "ms")
     m_err = Metric("runall_ttfo_err", "Run All: first output from stderr, consecutive cells", "ms")
     m_flood = Metric("runall_ttfo_flood", "first output of the cell after a 2 MB flood", "ms")
     for c in live.values():
@@ -168,8 +181,9 @@ def run_all(live: dict, plan: Plan) -> list[Metric]:
     return [m_pass, m_out, m_err, m_flood]
 
 
-def _throughput(live: dict, plan: Plan, code: str, chars: int, prefix: str, what: str,
-                warmn: tuple[int, int], rss: bool) -> list[Metric]:
+def _throughput(
+    live: dict, plan: Plan, code: str, chars: int, prefix: str, what: str, warmn: tuple[int, int], rss: bool
+) -> list[Metric]:
     mbs = Metric(prefix, f"{what}: throughput", "MB/s", higher_is_better=True)
     msgs = Metric(prefix + "_msgs", f"{what}: iopub stream messages", "msgs")
     ttfb = Metric(prefix + "_ttfb", f"{what}: time to first byte", "ms")
@@ -198,13 +212,15 @@ def _throughput(live: dict, plan: Plan, code: str, chars: int, prefix: str, what
 
 
 def mib50(live: dict, plan: Plan) -> list[Metric]:
-    return _throughput(live, plan, CODE_MIB50, MIB50, "mib50",
-                       "50 MiB as 64 KiB `sys.stdout.write`s", plan.mib50, rss=True)
+    return _throughput(
+        live, plan, CODE_MIB50, MIB50, "mib50", "50 MiB as 64 KiB `sys.stdout.write`s", plan.mib50, rss=True
+    )
 
 
 def print200k(live: dict, plan: Plan) -> list[Metric]:
-    return _throughput(live, plan, CODE_PRINT, PRINT_CHARS, "print200k",
-                       "200k `print` lines", plan.print200k, rss=False)
+    return _throughput(
+        live, plan, CODE_PRINT, PRINT_CHARS, "print200k", "200k `print` lines", plan.print200k, rss=False
+    )
 
 
 # ---------------------------------------------------------------------------- lifecycle rows
@@ -306,8 +322,9 @@ async def _run_notebook(key: str, server) -> float:
     from nbclient import NotebookClient
 
     nb = _notebook()
-    client = NotebookClient(nb, kernel_name=C.KERNEL_NAMES[key], timeout=120,
-                            resources={"metadata": {"path": "."}})
+    client = NotebookClient(
+        nb, kernel_name=C.KERNEL_NAMES[key], timeout=120, resources={"metadata": {"path": "."}}
+    )
     t0 = time.perf_counter()
     await client.async_execute(env=C.kernel_env(key, server), stderr=C.kernel_log())
     elapsed = time.perf_counter() - t0

@@ -73,8 +73,13 @@ class Execution:
     """
 
     def __init__(
-        self, ws: ClientConnection, frame: Execute | None = None, *,
-        agent: AgentClient | None = None, reused: bool = False, reusable: bool = False,
+        self,
+        ws: ClientConnection,
+        frame: Execute | None = None,
+        *,
+        agent: AgentClient | None = None,
+        reused: bool = False,
+        reusable: bool = False,
     ) -> None:
         self._ws = ws
         self._frame = frame
@@ -394,8 +399,15 @@ class AgentClient:
         return execution
 
     async def request(
-        self, method: str, path: str, *, body: Any = None, query: dict | None = None,
-        timeout: float = 30.0, raw: bool = False, headers: dict | None = None,
+        self,
+        method: str,
+        path: str,
+        *,
+        body: Any = None,
+        query: dict | None = None,
+        timeout: float = 30.0,
+        raw: bool = False,
+        headers: dict | None = None,
     ) -> Any:
         """A plain HTTP call to the agent; JSON in and out (``raw`` returns bytes)."""
         url = self.public_host + path + (f"?{urlencode(query)}" if query else "")
@@ -411,8 +423,16 @@ class AgentClient:
             hdrs.update(headers)
         action, where = f"call {path}", f"the sandbox at {self.public_host}"
         response = await fetch(
-            self.connector, method, url, headers=hdrs, body=payload, timeout=timeout,
-            action=action, where=where, hint="Run the cell again.", ssl_context=self.ssl_context,
+            self.connector,
+            method,
+            url,
+            headers=hdrs,
+            body=payload,
+            timeout=timeout,
+            action=action,
+            where=where,
+            hint="Run the cell again.",
+            ssl_context=self.ssl_context,
         )
         return response.body if raw else json_body(response, action=action, where=where)
 

@@ -77,8 +77,12 @@ class CommBridge:
     async def channel(self) -> KernelChannel | None:
         """The open channel to the live sandbox, opening it if needed; None without one."""
         channel = self._channel
-        if (channel is not None and channel.open_now and self.sandbox.has_channel
-                and self.sandbox.generation == self._generation):
+        if (
+            channel is not None
+            and channel.open_now
+            and self.sandbox.has_channel
+            and self.sandbox.generation == self._generation
+        ):
             return channel  # the common case, on every comm message: no lock, no await
         if self._opening is None:
             self._opening = asyncio.Lock()
@@ -94,8 +98,12 @@ class CommBridge:
                 return None
             if self._channel is None or not self._channel.open_now:
                 self._channel = await KernelChannel.open(
-                    live.info.public_host, live.token, self._on_frame, self._on_closed,
-                    ssl_context=live.agent.ssl_context, connector=live.agent.connector,
+                    live.info.public_host,
+                    live.token,
+                    self._on_frame,
+                    self._on_closed,
+                    ssl_context=live.agent.ssl_context,
+                    connector=live.agent.connector,
                 )
             return self._channel
 

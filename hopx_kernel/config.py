@@ -77,8 +77,14 @@ class Config:
 
 
 def _number(
-    env: Mapping[str, str], name: str, default, *, minimum: float = 0.0, cast=float,
-    unit: str = "seconds", maximum: float = math.inf,
+    env: Mapping[str, str],
+    name: str,
+    default,
+    *,
+    minimum: float = 0.0,
+    cast=float,
+    unit: str = "seconds",
+    maximum: float = math.inf,
 ):
     raw = env.get(name, "").strip()
     if not raw:
@@ -114,7 +120,9 @@ def _log_level(env: Mapping[str, str]) -> str:
     raw = env.get("HOPX_LOG_LEVEL", "").strip()
     level = raw.upper() or "WARNING"
     if level not in LOG_LEVELS:
-        raise ConfigError(f"HOPX_LOG_LEVEL={raw!r} is not a log level", f"Use one of {', '.join(LOG_LEVELS)}.")
+        raise ConfigError(
+            f"HOPX_LOG_LEVEL={raw!r} is not a log level", f"Use one of {', '.join(LOG_LEVELS)}."
+        )
     return level
 
 
@@ -150,8 +158,9 @@ def from_env(env: Mapping[str, str]) -> Config:
         base_url=base_url,
         template=env.get("HOPX_TEMPLATE", "").strip() or DEFAULT_TEMPLATE,
         sandbox_id=sandbox_id,
-        sandbox_timeout=_number(env, "HOPX_SANDBOX_TIMEOUT", 3600, minimum=60, cast=int,
-                                 maximum=MAX_SANDBOX_TIMEOUT),
+        sandbox_timeout=_number(
+            env, "HOPX_SANDBOX_TIMEOUT", 3600, minimum=60, cast=int, maximum=MAX_SANDBOX_TIMEOUT
+        ),
         exec_timeout=_number(env, "HOPX_EXEC_TIMEOUT", None, minimum=0) or None,
         workdir=env.get("HOPX_WORKDIR", "").strip() or None,
         env=_env_object(raw_env) if raw_env else {},
@@ -160,6 +169,5 @@ def from_env(env: Mapping[str, str]) -> Config:
         log_level=_log_level(env),
         local_memory_mb=_number(env, "HOPX_LOCAL_MEMORY_MB", None, minimum=1, cast=int, unit="MB"),
         local_max_procs=_number(env, "HOPX_LOCAL_MAX_PROCS", None, minimum=1, cast=int, unit="processes"),
-        ca_bundle=(env.get("HOPX_CA_BUNDLE", "").strip() or env.get("SSL_CERT_FILE", "").strip()
-                   or None),
+        ca_bundle=(env.get("HOPX_CA_BUNDLE", "").strip() or env.get("SSL_CERT_FILE", "").strip() or None),
     )

@@ -35,7 +35,7 @@ def parse_time(value: Any) -> datetime | None:
     if "." in text:  # Python < 3.11 rejects more than 6 fractional digits
         head, _, rest = text.partition(".")
         digits = "".join(itertools.takewhile(str.isdigit, rest))  # not the offset's digits
-        text = f"{head}.{digits[:6]}{rest[len(digits):]}"
+        text = f"{head}.{digits[:6]}{rest[len(digits) :]}"
     try:
         parsed = datetime.fromisoformat(text)
     except ValueError:
@@ -124,8 +124,14 @@ class ControlPlane:
         while True:
             try:
                 response = await fetch(
-                    self._http, method, url, headers=headers, body=payload,
-                    timeout=self.request_timeout, action=action, where=where,
+                    self._http,
+                    method,
+                    url,
+                    headers=headers,
+                    body=payload,
+                    timeout=self.request_timeout,
+                    action=action,
+                    where=where,
                     hint="Check your network connection and HOPX_BASE_URL.",
                     ssl_context=self._ssl,
                 )
@@ -176,9 +182,7 @@ class ControlPlane:
         )
         token = obj.get("auth_token")
         if not isinstance(token, str) or not token:
-            raise ServerUnavailable(
-                "HopX's token refresh answer had no auth_token", "Restart the kernel."
-            )
+            raise ServerUnavailable("HopX's token refresh answer had no auth_token", "Restart the kernel.")
         return token, parse_time(obj.get("token_expires_at"))
 
     async def resume(self, sandbox_id: str) -> None:

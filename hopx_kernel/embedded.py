@@ -62,11 +62,15 @@ def start_server(config: Config, parent_pid: int | None = None) -> LocalServer:
     """
     root = tempfile.mkdtemp(prefix="hopx-local-")
     args = [
-        "--port", "0",
-        "--root", root,
+        "--port",
+        "0",
+        "--root",
+        root,
         "--remove-root",  # also when the kernel is SIGKILLed and --parent-pid ends the server
-        "--parent-pid", str(parent_pid or os.getpid()),
-        "--log-level", "warning",
+        "--parent-pid",
+        str(parent_pid or os.getpid()),
+        "--log-level",
+        "warning",
         # the kernel's one sandbox is started at once; no spare kernel after it (~55 MB and a
         # CPU-heavy boot competing with the first cell, for a server that ends with the kernel)
         "--no-pool-refill",

@@ -185,6 +185,7 @@ ClientFrame = Execute | InputReply | Interrupt
 
 # ---------------------------------------------------------------- encoding
 
+
 def hopx_frames(frame: AgentFrame, *, timed_out: bool = False) -> list[AgentFrame]:
     """What an agent sends for ``frame`` to a client that did not ask for extensions.
 
@@ -468,8 +469,7 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
         language = LANGUAGE_ALIASES.get(language, language)
         if language not in LANGUAGES:
             raise FrameError(
-                f"'execute' frame: unsupported language '{language}'"
-                f" (use one of {', '.join(LANGUAGES)})"
+                f"'execute' frame: unsupported language '{language}' (use one of {', '.join(LANGUAGES)})"
             )
         timeout = obj.get("timeout")
         if timeout is not None:
@@ -482,8 +482,10 @@ def parse_client_frame(raw: str | bytes) -> ClientFrame:
             raise FrameError("'execute' frame: 'env' must map strings to strings")
         bad = next((k for k in env if not k or "=" in k or "\0" in k), None)
         if bad is not None:
-            raise FrameError(f"'execute' frame: invalid environment variable {bad!r} (empty, or "
-                             "holds '=' or a NUL character)")
+            raise FrameError(
+                f"'execute' frame: invalid environment variable {bad!r} (empty, or "
+                "holds '=' or a NUL character)"
+            )
         workdir = _get(obj, "workdir", str, None, kind)
         if workdir is None and isinstance(obj.get("working_dir"), str):
             workdir = obj["working_dir"]

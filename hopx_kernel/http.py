@@ -83,7 +83,9 @@ async def fetch(
         tls = tls_error(error, _netloc(url)) if error is not None else None
         if tls is not None:
             raise tls
-        reason = "timed out" if "Timeout" in str(error) else (error.__class__.__name__ if error else "no answer")
+        reason = (
+            "timed out" if "Timeout" in str(error) else (error.__class__.__name__ if error else "no answer")
+        )
         raise Unreachable(f"Could not reach {where} to {action} ({reason})", hint)
     if response.code >= 400:
         raise error_for_status(response.code, response.body, action=action)

@@ -144,8 +144,12 @@ class HopxKernel(Kernel):
         await super().kernel_info_request(stream, ident, parent)
 
     async def create_subshell_request(self, socket, ident, parent):
-        content = {"status": "error", "ename": "SubshellsUnsupported",
-                   "evalue": "HopX Remote Python does not support kernel subshells", "traceback": []}
+        content = {
+            "status": "error",
+            "ename": "SubshellsUnsupported",
+            "evalue": "HopX Remote Python does not support kernel subshells",
+            "traceback": [],
+        }
         self._session.send(socket, "create_subshell_reply", content, parent, ident)
 
     # -- lifecycle -----------------------------------------------------------------------
@@ -248,7 +252,8 @@ class HopxKernel(Kernel):
             "success": False,
             "command": content.get("command", ""),
             "message": "the debugger is not available: this sandbox has no kernel channel"
-            if not self.sandbox.has_debugger else "the sandbox's debugger did not answer",
+            if not self.sandbox.has_debugger
+            else "the sandbox's debugger did not answer",
             "body": {},
         }
         self._session.send(stream, "debug_reply", reply, parent, ident)
@@ -379,8 +384,10 @@ class HopxKernel(Kernel):
         and (if the agent speaks the extension) answer empty so it does not wait either."""
         if self.sandbox.has_extensions:
             await execution.send(InputReply(""))
-        why = "this frontend does not support input requests" if not allow_stdin else (
-            "this sandbox's agent does not support input (no stream extensions)"
+        why = (
+            "this frontend does not support input requests"
+            if not allow_stdin
+            else ("this sandbox's agent does not support input (no stream extensions)")
         )
         for msg in mapper.fail("StdinNotImplementedError", f"the code asked for input, but {why}"):
             publish(*msg)
@@ -399,8 +406,11 @@ class HopxKernel(Kernel):
             except zmq.ZMQError:
                 break
         self._session.send(
-            self.stdin_socket, "input_request", jupyter_safe({"prompt": prompt, "password": password}),
-            parent, ident=ident,
+            self.stdin_socket,
+            "input_request",
+            jupyter_safe({"prompt": prompt, "password": password}),
+            parent,
+            ident=ident,
         )
         while not self._interrupted:
             _, reply = self._session.recv(self.stdin_socket, zmq.NOBLOCK)
@@ -418,11 +428,18 @@ class HopxKernel(Kernel):
             try:
                 reply = await asyncio.wait_for(
                     self.sandbox.agent_call(
-                        "POST", "/complete", body={"code": code, "cursor_pos": cursor_pos}, timeout=ASSIST_TIMEOUT
+                        "POST",
+                        "/complete",
+                        body={"code": code, "cursor_pos": cursor_pos},
+                        timeout=ASSIST_TIMEOUT,
                     ),
                     ASSIST_TIMEOUT + 0.5,
                 )
-                if isinstance(reply, dict) and isinstance(reply.get("matches"), list) and not reply.get("timed_out"):
+                if (
+                    isinstance(reply, dict)
+                    and isinstance(reply.get("matches"), list)
+                    and not reply.get("timed_out")
+                ):
                     return {
                         "status": "ok",
                         "matches": reply["matches"],
@@ -433,7 +450,13 @@ class HopxKernel(Kernel):
             except (HopxKernelError, asyncio.TimeoutError):
                 pass
         matches, start = complete_locally(code, cursor_pos, [c for _, c in self._history])
-        return {"status": "ok", "matches": matches, "cursor_start": start, "cursor_end": cursor_pos, "metadata": {}}
+        return {
+            "status": "ok",
+            "matches": matches,
+            "cursor_start": start,
+            "cursor_end": cursor_pos,
+            "metadata": {},
+        }
 
     async def do_inspect(self, code, cursor_pos, detail_level=0, omit_sections=()):
         if self.sandbox.has_extensions:
@@ -448,7 +471,12 @@ class HopxKernel(Kernel):
                     ASSIST_TIMEOUT + 0.5,
                 )
                 if isinstance(reply, dict) and reply.get("found"):
-                    return {"status": "ok", "found": True, "data": reply.get("data") or {}, "metadata": reply.get("metadata") or {}}
+                    return {
+                        "status": "ok",
+                        "found": True,
+                        "data": reply.get("data") or {},
+                        "metadata": reply.get("metadata") or {},
+                    }
             except (HopxKernelError, asyncio.TimeoutError):
                 pass
         return {"status": "ok", "found": False, "data": {}, "metadata": {}}
@@ -457,11 +485,20 @@ class HopxKernel(Kernel):
         return is_complete(code)
 
     async def do_history(
-        self, hist_access_type, output, raw, session=None, start=None, stop=None, n=None, pattern=None, unique=False
+        self,
+        hist_access_type,
+        output,
+        raw,
+        session=None,
+        start=None,
+        stop=None,
+        n=None,
+        pattern=None,
+        unique=False,
     ):
         entries = [(0, count, code) for count, code in self._history]
         if hist_access_type == "tail" and n:
-            entries = entries[-int(n):]
+            entries = entries[-int(n) :]
         elif hist_access_type == "range":
             lo = start if start is not None else 0
             hi = stop if stop is not None else sys.maxsize
@@ -479,7 +516,7 @@ class HopxKernel(Kernel):
                         kept.append(e)
                 entries = kept
             if n:
-                entries = entries[-int(n):]
+                entries = entries[-int(n) :]
         if output:  # (input, output) pairs; the output is not kept
             return {"status": "ok", "history": [(s, c, (code, None)) for s, c, code in entries]}
         return {"status": "ok", "history": entries}

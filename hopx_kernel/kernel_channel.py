@@ -37,8 +37,9 @@ class KernelChannel:
         on_closed: called once when the socket ends, with its close code (None if unknown).
     """
 
-    def __init__(self, ws: ClientConnection, on_frame: OnFrame,
-                 on_closed: Callable[[int | None], None]) -> None:
+    def __init__(
+        self, ws: ClientConnection, on_frame: OnFrame, on_closed: Callable[[int | None], None]
+    ) -> None:
         self._ws = ws
         self._on_frame = on_frame
         self._on_closed = on_closed
@@ -47,10 +48,16 @@ class KernelChannel:
         self._reader = asyncio.ensure_future(self._read())
 
     @classmethod
-    async def open(cls, public_host: str, token: str, on_frame: OnFrame,
-                   on_closed: Callable[[int | None], None], *,
-                   ssl_context: ssl.SSLContext | None = None,
-                   connector: Transport | None = None) -> KernelChannel:
+    async def open(
+        cls,
+        public_host: str,
+        token: str,
+        on_frame: OnFrame,
+        on_closed: Callable[[int | None], None],
+        *,
+        ssl_context: ssl.SSLContext | None = None,
+        connector: Transport | None = None,
+    ) -> KernelChannel:
         """Connect to the agent's channel (``ssl_context`` and ``connector``: the agent
         client's, so wss trusts the same CAs and a test's fake transport carries it too).
 

@@ -55,8 +55,11 @@ DISPLAY_NAME = "HopX Remote Python"
 #: wheel the package's ``resources/``, in a source checkout the top-level ``kernelspec/``,
 #: which the wheel also ships as shared data (``share/jupyter/kernels/hopx-remote-python``).
 RESOURCES = next(
-    (p for p in (Path(__file__).parent / "resources", Path(__file__).parents[1] / "kernelspec" / KERNEL_NAME)
-     if (p / "kernel.json").is_file()),
+    (
+        p
+        for p in (Path(__file__).parent / "resources", Path(__file__).parents[1] / "kernelspec" / KERNEL_NAME)
+        if (p / "kernel.json").is_file()
+    ),
     Path(__file__).parent / "resources",
 )
 
@@ -173,9 +176,7 @@ def install(
         prefix = sys.prefix
     src = write_kernel_spec(display_name=display_name or DISPLAY_NAME, env=env)
     try:
-        dest = KernelSpecManager().install_kernel_spec(
-            src, kernel_name=name, user=user, prefix=prefix
-        )
+        dest = KernelSpecManager().install_kernel_spec(src, kernel_name=name, user=user, prefix=prefix)
     finally:
         shutil.rmtree(Path(src).parent, ignore_errors=True)
     if env and any(is_secret_name(k) for k in env):
@@ -218,16 +219,24 @@ def _parser() -> argparse.ArgumentParser:
     where = p.add_mutually_exclusive_group()
     where.add_argument("--user", action="store_true", help="install for the current user only")
     where.add_argument(
-        "--sys-prefix", action="store_true",
+        "--sys-prefix",
+        action="store_true",
         help=f"install into this Python environment ({sys.prefix})",
     )
     where.add_argument("--prefix", metavar="P", help="install under P/share/jupyter/kernels")
-    p.add_argument("--name", default=KERNEL_NAME, metavar="N",
-                   help=f"kernelspec name (default: {KERNEL_NAME})")
-    p.add_argument("--display-name", metavar="D",
-                   help=f"name shown in kernel pickers (default: {DISPLAY_NAME!r})")
-    p.add_argument("--env", action="append", default=[], metavar="K=V",
-                   help="environment variable for the kernel; repeatable")
+    p.add_argument(
+        "--name", default=KERNEL_NAME, metavar="N", help=f"kernelspec name (default: {KERNEL_NAME})"
+    )
+    p.add_argument(
+        "--display-name", metavar="D", help=f"name shown in kernel pickers (default: {DISPLAY_NAME!r})"
+    )
+    p.add_argument(
+        "--env",
+        action="append",
+        default=[],
+        metavar="K=V",
+        help="environment variable for the kernel; repeatable",
+    )
     return p
 
 

@@ -20,7 +20,13 @@ from dataclasses import dataclass
 
 from .errors import HopxKernelError
 
-CELL_LANGUAGES = {"bash": "bash", "sh": "bash", "javascript": "javascript", "js": "javascript", "node": "javascript"}
+CELL_LANGUAGES = {
+    "bash": "bash",
+    "sh": "bash",
+    "javascript": "javascript",
+    "js": "javascript",
+    "node": "javascript",
+}
 REMOTE_HOME = "/workspace"
 
 
@@ -69,7 +75,7 @@ def parse_magic(code: str) -> Magic | None:
         if rest.strip():
             raise MagicError("%hopx must be alone in its cell; " + USAGE)
         try:
-            args = tuple(shlex.split(head[len("%hopx"):]))
+            args = tuple(shlex.split(head[len("%hopx") :]))
         except ValueError as exc:
             raise MagicError(f"{exc}; {USAGE}") from exc
         if args and args[0] not in ("upload", "download", "info"):

@@ -52,7 +52,9 @@ STDERR_TAIL_CHARS = 64 * 1024
 #: Coalesced stream messages stay below this many characters.
 COALESCE_CHARS = 512 * 1024
 
-_EXC_LINE = re.compile(r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warning|Iteration|ExceptionGroup))(?::\s?(.*))?$")
+_EXC_LINE = re.compile(
+    r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warning|Iteration|ExceptionGroup))(?::\s?(.*))?$"
+)
 
 
 def jupyter_safe(content: dict) -> dict:
@@ -251,7 +253,10 @@ class CellMapper:
         return out
 
     def _execute_result(self, data: dict, metadata: dict) -> Message:
-        return ("execute_result", {"execution_count": self.execution_count, "data": data, "metadata": metadata})
+        return (
+            "execute_result",
+            {"execution_count": self.execution_count, "data": data, "metadata": metadata},
+        )
 
     def _set_error(self, ename: str, evalue: str, traceback: list[str] | None = None) -> list[Message]:
         """Record the cell's error (the first one wins); without a traceback, the one line."""

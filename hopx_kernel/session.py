@@ -39,8 +39,8 @@ from .errors import (
 )
 from .frames import Execute, Stream
 from .local_server import LocalServer
-from .transport import Transport
 from .tls import client_context
+from .transport import Transport
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,8 @@ class SandboxSession:
             assert cfg.base_url and cfg.api_key
             base_url, api_key = cfg.base_url, cfg.api_key
         control = ControlPlane(
-            base_url, api_key,
+            base_url,
+            api_key,
             ssl_context=client_context(cfg.ca_bundle) if base_url.startswith("https:") else None,
             connector=self.connector,
         )
@@ -174,7 +175,9 @@ class SandboxSession:
             live.features = health.get("features") or {}
             live.features.setdefault("version", health.get("version"))
             # one warm socket for every cell (docs/protocol.md §2.5); it needs extensions asked for
-            live.agent.reuse = bool(live.features.get("stream_reuse") and live.features.get("stream_extensions"))
+            live.agent.reuse = bool(
+                live.features.get("stream_reuse") and live.features.get("stream_extensions")
+            )
         except BaseException:
             if live is not None and live.agent is not None:
                 live.agent.close()
@@ -196,7 +199,10 @@ class SandboxSession:
         """Set a marker in one execution and look for it in the next (docs/protocol.md §2.1)."""
         marker = "_hopx_kernel_state_probe"
         try:
-            for code in (f"import builtins; builtins.{marker} = 1", f"import builtins; print(hasattr(builtins, {marker!r}))"):
+            for code in (
+                f"import builtins; builtins.{marker} = 1",
+                f"import builtins; print(hasattr(builtins, {marker!r}))",
+            ):
                 execution = await live.agent.open_execution(Execute(code=code))
                 out = []
                 try:

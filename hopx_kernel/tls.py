@@ -29,8 +29,10 @@ _VERIFY_WORDS = {
     "unable to get issuer certificate": "is signed by a CA that is not trusted",
     "unable to verify the first certificate": "is signed by a CA that is not trusted",
 }
-HINT = ("Set HOPX_CA_BUNDLE to a PEM file with the CA that signs it (or fix the server's "
-        "certificate), then restart the kernel.")
+HINT = (
+    "Set HOPX_CA_BUNDLE to a PEM file with the CA that signs it (or fix the server's "
+    "certificate), then restart the kernel."
+)
 
 
 @functools.lru_cache(maxsize=8)

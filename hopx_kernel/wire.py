@@ -42,8 +42,14 @@ KERNEL_REPLACED = 4410
 
 #: A minimal valid message, for examples and tests.
 MSG = {
-    "header": {"msg_id": "m1", "msg_type": "comm_msg", "session": "s", "username": "u",
-               "date": "2026-01-01T00:00:00Z", "version": "5.3"},
+    "header": {
+        "msg_id": "m1",
+        "msg_type": "comm_msg",
+        "session": "s",
+        "username": "u",
+        "date": "2026-01-01T00:00:00Z",
+        "version": "5.3",
+    },
     "parent_header": {},
     "metadata": {},
     "content": {"comm_id": "c1", "data": {}},
@@ -178,8 +184,9 @@ def parse_channel_frame(raw: str | bytes, *, from_client: bool = True) -> Channe
     """
     size = len(raw) if isinstance(raw, (bytes, bytearray)) else len(raw.encode("utf-8", "replace"))
     if size > MAX_CHANNEL_FRAME:
-        raise FrameError(f"channel frame of {size} bytes is larger than the "
-                         f"{MAX_CHANNEL_FRAME >> 20} MiB limit")
+        raise FrameError(
+            f"channel frame of {size} bytes is larger than the {MAX_CHANNEL_FRAME >> 20} MiB limit"
+        )
     obj, buffers = _load(raw)
     if not isinstance(obj, dict):
         raise FrameError("channel frame must be a JSON object", "INVALID_JSON")

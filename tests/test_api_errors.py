@@ -33,7 +33,9 @@ def test_flat_and_nested_bodies(body, request_id):
 
 
 def test_nested_message_only_at_top_level():
-    error = error_for_status(404, b'{"error": {"code": "NOT_FOUND"}, "message": "no such template"}', action="create a sandbox")
+    error = error_for_status(
+        404, b'{"error": {"code": "NOT_FOUND"}, "message": "no such template"}', action="create a sandbox"
+    )
     assert error.message == "HopX could not create a sandbox: not found (no such template)"
     assert error.code == "NOT_FOUND"
 
@@ -61,7 +63,9 @@ def test_non_json_bytes_that_are_not_utf8():
 
 
 def test_json_message_with_newlines_stays_one_line():
-    error = error_for_status(400, b'{"error": "bad request:\\n  timeout_seconds must be > 0"}', action="create a sandbox")
+    error = error_for_status(
+        400, b'{"error": "bad request:\\n  timeout_seconds must be > 0"}', action="create a sandbox"
+    )
     assert "\n" not in error.line()
     assert "timeout_seconds must be > 0" in error.line()
 
@@ -80,7 +84,9 @@ def test_json_message_with_newlines_stays_one_line():
     ],
 )
 def test_each_status(status, cls, ename, hint):
-    error = error_for_status(status, b'{"error": "nope", "code": "C", "request_id": "r"}', action="create a sandbox")
+    error = error_for_status(
+        status, b'{"error": "nope", "code": "C", "request_id": "r"}', action="create a sandbox"
+    )
     assert type(error) is cls
     assert error.ename == ename
     assert (error.status, error.code, error.request_id) == (status, "C", "r")

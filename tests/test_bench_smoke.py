@@ -24,13 +24,16 @@ def test_bench_smoke_writes_a_number_in_every_row(tmp_path):
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOPX_")}
     proc = subprocess.run(
         [sys.executable, "-m", "bench", "--smoke", "--out", str(out)],
-        cwd=REPO, env=env, capture_output=True, text=True, timeout=300,
+        cwd=REPO,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert proc.returncode == 0, f"bench --smoke failed:\n{proc.stdout[-3000:]}\n{proc.stderr[-3000:]}"
     text = out.read_text()
     results = text.split("## Results", 1)[1].split("\n## ", 1)[0]
-    rows = [line for line in results.splitlines()
-            if line.startswith("| ") and not line.startswith("| row |")]
+    rows = [line for line in results.splitlines() if line.startswith("| ") and not line.startswith("| row |")]
     assert len(rows) >= 17, results
     for line in rows:
         cells = [c.strip() for c in line.strip("|").split("|")][2:]  # after row, unit

@@ -13,13 +13,31 @@ def test_defined_names():
         "with open('f') as handle: pass\ntotal += 1",
     ]
     names = defined_names(sources)
-    assert {"x", "y", "z", "w", "idx", "fit", "fetch", "Model", "np", "os", "OD", "deque", "handle", "total"} <= names
+    assert {
+        "x",
+        "y",
+        "z",
+        "w",
+        "idx",
+        "fit",
+        "fetch",
+        "Model",
+        "np",
+        "os",
+        "OD",
+        "deque",
+        "handle",
+        "total",
+    } <= names
     assert "numpy" not in names and "OrderedDict" not in names and "*" not in names
     assert "range" not in names and "open" not in names  # used, not bound
 
 
 def test_defined_names_skips_cells_that_do_not_parse():
-    assert defined_names(["good = 1", "bad = = 2", "%matplotlib inline", "also_good = 3"]) == {"good", "also_good"}
+    assert defined_names(["good = 1", "bad = = 2", "%matplotlib inline", "also_good = 3"]) == {
+        "good",
+        "also_good",
+    }
     assert defined_names(["x\x00 = 1"]) == set()
 
 

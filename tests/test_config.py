@@ -98,7 +98,14 @@ def test_hopx_env_object():
     assert config.env == {"A": "1", "B": "2", "C": "true", "D": "é"}
 
 
-@pytest.mark.parametrize("raw, words", [("[1, 2]", "must be a JSON object"), ('"A=1"', "must be a JSON object"), ("{A: 1}", "is not valid JSON")])
+@pytest.mark.parametrize(
+    "raw, words",
+    [
+        ("[1, 2]", "must be a JSON object"),
+        ('"A=1"', "must be a JSON object"),
+        ("{A: 1}", "is not valid JSON"),
+    ],
+)
 def test_hopx_env_invalid(raw, words):
     with pytest.raises(ConfigError, match=words) as info:
         from_env({"HOPX_ENV": raw})
@@ -123,6 +130,8 @@ def test_bad_log_level_is_a_config_error():
     assert info.value.line() == (
         "HOPX_LOG_LEVEL='verbose' is not a log level. Use one of DEBUG, INFO, WARNING, ERROR, CRITICAL."
     )
+
+
 def test_ca_bundle_from_hopx_ca_bundle_then_ssl_cert_file():
     assert from_env({}).ca_bundle is None
     assert from_env({"SSL_CERT_FILE": "/etc/s.pem"}).ca_bundle == "/etc/s.pem"
@@ -139,7 +148,11 @@ def test_local_caps():
 @pytest.mark.parametrize(
     ("name", "raw", "line"),
     [
-        ("HOPX_LOCAL_MEMORY_MB", "lots", "HOPX_LOCAL_MEMORY_MB='lots' is not a number. Set it to a whole number of MB."),
+        (
+            "HOPX_LOCAL_MEMORY_MB",
+            "lots",
+            "HOPX_LOCAL_MEMORY_MB='lots' is not a number. Set it to a whole number of MB.",
+        ),
         ("HOPX_LOCAL_MAX_PROCS", "0", "HOPX_LOCAL_MAX_PROCS='0' is too small. Use a value of at least 1."),
     ],
 )

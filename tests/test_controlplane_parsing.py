@@ -35,7 +35,10 @@ def test_parse_time_keeps_the_offset():
     assert parse_time("2025-03-01T12:30:00.1+02:00").utcoffset() == timedelta(hours=2)
 
 
-@pytest.mark.parametrize("value", [None, "", "soon", "2025-13-01T00:00:00Z", "2025-03-01T25:00:00Z", "12:30 yesterday", 1700000000, {}])
+@pytest.mark.parametrize(
+    "value",
+    [None, "", "soon", "2025-13-01T00:00:00Z", "2025-03-01T25:00:00Z", "12:30 yesterday", 1700000000, {}],
+)
 def test_parse_time_garbage_is_none(value):
     assert parse_time(value) is None
 
@@ -65,7 +68,9 @@ def test_sandbox_info_from_json():
 
 
 def test_sandbox_info_falls_back_to_direct_url():
-    info = SandboxInfo.from_json({"sandbox_id": "sbx_2", "direct_url": "http://127.0.0.1:9000/", "public_host": ""})
+    info = SandboxInfo.from_json(
+        {"sandbox_id": "sbx_2", "direct_url": "http://127.0.0.1:9000/", "public_host": ""}
+    )
     assert (info.id, info.public_host) == ("sbx_2", "http://127.0.0.1:9000")
     assert info.status == "unknown"
     assert info.auth_token is None and info.expires_at is None

@@ -81,7 +81,9 @@ def test_complete_frame():
 
 
 def test_error_frame():
-    frame = parse_agent_frame('{"type":"error","error":"timed out","code":"EXECUTION_TIMEOUT","timestamp":"t"}')
+    frame = parse_agent_frame(
+        '{"type":"error","error":"timed out","code":"EXECUTION_TIMEOUT","timestamp":"t"}'
+    )
     assert frame == AgentError("timed out", "EXECUTION_TIMEOUT")
 
 
@@ -107,7 +109,9 @@ def test_clear_output_and_input_request_frames():
     )
 
 
-@pytest.mark.parametrize("raw", ["", "   ", "\n", "ping", "{not json", "[1, 2]", '"text"', "42", "null", b"", b"  "])
+@pytest.mark.parametrize(
+    "raw", ["", "   ", "\n", "ping", "{not json", "[1, 2]", '"text"', "42", "null", b"", b"  "]
+)
 def test_keepalives_are_none(raw):
     assert parse_agent_frame(raw) is None
 
@@ -271,7 +275,7 @@ def test_interrupt_and_input_reply():
 
 # ------------------------------------------------------------------ encoding
 
-TRICKY = "a\rb\r\n\t\x00\x1f\"\\ é 中 😀 \U0010ffff \u2028 \ud800 \udfff"
+TRICKY = 'a\rb\r\n\t\x00\x1f"\\ é 中 😀 \U0010ffff \u2028 \ud800 \udfff'
 
 EVERY_FRAME = [
     Stream("stdout", TRICKY),
@@ -327,7 +331,10 @@ def test_split_text_worst_case_chunks_fit_a_frame(char):
     chunks = split_text(text)
     assert "".join(chunks) == text
     for chunk in chunks:
-        assert len(encode(Stream("stdout", chunk), timestamp="2025-01-01T00:00:00.000000Z").encode()) < MAX_FRAME_BYTES
+        assert (
+            len(encode(Stream("stdout", chunk), timestamp="2025-01-01T00:00:00.000000Z").encode())
+            < MAX_FRAME_BYTES
+        )
 
 
 def test_split_text_custom_limit_applies_to_text_that_is_not_ascii():
@@ -339,7 +346,10 @@ def test_ascii_output_travels_in_few_large_frames():
     chunks = split_text(text)
     assert "".join(chunks) == text
     assert len(chunks) <= 4  # 128 KiB pieces would need 24
-    assert all(len(encode(Stream("stdout", c), "2025-01-01T00:00:00.000000Z").encode()) < MAX_FRAME_BYTES for c in chunks)
+    assert all(
+        len(encode(Stream("stdout", c), "2025-01-01T00:00:00.000000Z").encode()) < MAX_FRAME_BYTES
+        for c in chunks
+    )
 
 
 # ------------------------------------------------------------------ properties
@@ -349,7 +359,9 @@ def test_ascii_output_travels_in_few_large_frames():
 ANY_TEXT = st.lists(
     st.one_of(
         st.characters(),
-        st.sampled_from(["\x00", "\x01", "\x1f", "\x7f", "\ud800", "\udc80", "\udfff", '"', "\\", "\u2028", "😀"]),
+        st.sampled_from(
+            ["\x00", "\x01", "\x1f", "\x7f", "\ud800", "\udc80", "\udfff", '"', "\\", "\u2028", "😀"]
+        ),
     ),
     max_size=40,
 ).map("".join)
@@ -361,7 +373,10 @@ def test_split_text_keeps_every_character(text, limit):
     chunks = split_text(text, limit)
     assert "".join(chunks) == text
     # non-ASCII chunks respect the limit; ASCII ones may be larger but always fit a frame
-    assert all(len(c) <= limit or (c.isascii() and len(encode(Stream("stdout", c))) < MAX_FRAME_BYTES) for c in chunks)
+    assert all(
+        len(c) <= limit or (c.isascii() and len(encode(Stream("stdout", c))) < MAX_FRAME_BYTES)
+        for c in chunks
+    )
 
 
 @settings(max_examples=60, deadline=None)
@@ -419,7 +434,10 @@ def test_parse_agent_frame_arbitrary_json_raises_only_frame_error(value):
         JSON,
         st.fixed_dictionaries(
             {"type": st.sampled_from(["execute", "input_reply", "interrupt"])},
-            optional={name: JSON for name in ["code", "language", "timeout", "workdir", "working_dir", "env", "value"]},
+            optional={
+                name: JSON
+                for name in ["code", "language", "timeout", "workdir", "working_dir", "env", "value"]
+            },
         ),
     )
 )
@@ -455,8 +473,16 @@ def test_extensions_is_asked_for_with_1_only():
 
 def test_hopx_frames_turn_ext_frames_into_hopx_ones():
     tb = ["\x1b[31mTraceback (most recent call last):\x1b[0m", "ZeroDivisionError: division by zero"]
-    full = Result(1, 0.25, data={"text/plain": "1"}, metadata={"m": 1}, ename="ZeroDivisionError",
-                  evalue="division by zero", traceback=tb, payload=[{"source": "page"}])
+    full = Result(
+        1,
+        0.25,
+        data={"text/plain": "1"},
+        metadata={"m": 1},
+        ename="ZeroDivisionError",
+        evalue="division by zero",
+        traceback=tb,
+        payload=[{"source": "page"}],
+    )
     assert hopx_frames(full) == [
         Stream("stderr", "Traceback (most recent call last):\nZeroDivisionError: division by zero\n"),
         Result(1, 0.25),

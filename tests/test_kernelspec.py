@@ -96,8 +96,13 @@ def test_parse_env_rejects(item):
 
 @pytest.mark.parametrize(
     ("name", "secret"),
-    [("HOPX_API_KEY", True), ("hopx_token", True), ("DB_PASSWORD", True),
-     ("HOPX_EXEC_TIMEOUT", False), ("HOPX_BASE_URL", False)],
+    [
+        ("HOPX_API_KEY", True),
+        ("hopx_token", True),
+        ("DB_PASSWORD", True),
+        ("HOPX_EXEC_TIMEOUT", False),
+        ("HOPX_BASE_URL", False),
+    ],
 )
 def test_is_secret_name(name, secret):
     assert ks.is_secret_name(name) is secret
@@ -236,13 +241,21 @@ def test_jupyter_kernelspec_list_finds_spec(tmp_path):
     env["JUPYTER_PATH"] = str(tmp_path / "share" / "jupyter")
     subprocess.run(
         [sys.executable, "-m", "hopx_kernel.kernelspec", "--prefix", str(tmp_path)],
-        check=True, env=env, capture_output=True, text=True, timeout=60,
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     jupyter = Path(sys.executable).with_name("jupyter")
     assert jupyter.exists(), f"no jupyter next to {sys.executable}"
     out = subprocess.run(
         [str(jupyter), "kernelspec", "list", "--json"],
-        check=True, env=env, capture_output=True, text=True, timeout=60,
+        check=True,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
     ).stdout
     specs = json.loads(out)["kernelspecs"]
     assert "hopx-remote-python" in specs

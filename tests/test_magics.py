@@ -9,7 +9,13 @@ from hopx_kernel.magics import Magic, MagicError, format_info, parse_magic, remo
 
 @pytest.mark.parametrize(
     "head, language",
-    [("%%bash", "bash"), ("%%sh", "bash"), ("%%javascript", "javascript"), ("%%js", "javascript"), ("%%node", "javascript")],
+    [
+        ("%%bash", "bash"),
+        ("%%sh", "bash"),
+        ("%%javascript", "javascript"),
+        ("%%js", "javascript"),
+        ("%%node", "javascript"),
+    ],
 )
 def test_cell_language_magics(head, language):
     magic = parse_magic(f"{head}\necho one\necho two\n")
@@ -60,7 +66,16 @@ def test_bad_usage(code, words):
 
 @pytest.mark.parametrize(
     "code",
-    ["print(1)", "%%timeit\nx = 1", "%%capture\nprint(1)", "%matplotlib inline", "%hopxx", "x = '%hopx'", "", "%%"],
+    [
+        "print(1)",
+        "%%timeit\nx = 1",
+        "%%capture\nprint(1)",
+        "%matplotlib inline",
+        "%hopxx",
+        "x = '%hopx'",
+        "",
+        "%%",
+    ],
 )
 def test_everything_else_goes_to_the_sandbox(code):
     assert parse_magic(code) is None
@@ -80,7 +95,12 @@ def test_format_info():
     assert text.endswith("\n")
     assert [line.split()[0] for line in lines] == ["mode", "sandbox", "agent", "custom"]
     assert lines[1].startswith("sandbox id ") and lines[1].endswith("  sbx_1")
-    assert all(line.endswith(value) for line, value in zip(lines, ["cloud", "sbx_1", "3.2.8", "5"], strict=True))
-    assert len({line.index(value) for line, value in zip(lines, ["cloud", "sbx_1", "3.2.8", "5"], strict=True)}) == 1  # aligned
+    assert all(
+        line.endswith(value) for line, value in zip(lines, ["cloud", "sbx_1", "3.2.8", "5"], strict=True)
+    )
+    assert (
+        len({line.index(value) for line, value in zip(lines, ["cloud", "sbx_1", "3.2.8", "5"], strict=True)})
+        == 1
+    )  # aligned
     assert "error" not in text
     assert format_info({}) == ""

@@ -107,7 +107,10 @@ def test_display_ids_carry_across_cells_sharing_the_set():
     frame = Display({"text/plain": "v"}, {}, {"display_id": "d1"})
     assert run([frame], count=1, ids=known)[0][0][0] == "display_data"
     update = run([frame], count=2, ids=known)[0][0]
-    assert update == ("update_display_data", {"data": {"text/plain": "v"}, "metadata": {}, "transient": {"display_id": "d1"}})
+    assert update == (
+        "update_display_data",
+        {"data": {"text/plain": "v"}, "metadata": {}, "transient": {"display_id": "d1"}},
+    )
     assert known == {"d1"}
 
 
@@ -120,7 +123,9 @@ def test_clear_output():
 
 def test_result_with_data_is_execute_result_with_the_kernels_count():
     messages, reply = run([Result(data={"text/plain": "42"}, metadata={"m": 1}), Complete(True)], count=7)
-    assert messages == [("execute_result", {"execution_count": 7, "data": {"text/plain": "42"}, "metadata": {"m": 1}})]
+    assert messages == [
+        ("execute_result", {"execution_count": 7, "data": {"text/plain": "42"}, "metadata": {"m": 1}})
+    ]
     assert reply == {"status": "ok", "execution_count": 7, "payload": [], "user_expressions": {}}
 
 
@@ -134,7 +139,9 @@ def test_in_order_execute_result_keeps_its_place_before_later_displays():
 
 
 def test_input_request_passes_through():
-    assert run([InputRequest("Name? ", True)])[0] == [("input_request", {"prompt": "Name? ", "password": True})]
+    assert run([InputRequest("Name? ", True)])[0] == [
+        ("input_request", {"prompt": "Name? ", "password": True})
+    ]
 
 
 # ------------------------------------------------------------------ errors
@@ -150,7 +157,10 @@ def test_structured_error():
         ],
         count=4,
     )
-    assert messages[-1] == ("error", {"ename": "ZeroDivisionError", "evalue": "division by zero", "traceback": tb})
+    assert messages[-1] == (
+        "error",
+        {"ename": "ZeroDivisionError", "evalue": "division by zero", "traceback": tb},
+    )
     assert len(errors(messages)) == 1
     assert reply == {
         "status": "error",
@@ -220,9 +230,19 @@ def test_error_parsed_after_stdout_and_notes():
 
 
 def test_nonzero_exit_without_traceback_is_execution_failed():
-    messages, reply = run([Stream("stderr", "ls: cannot access 'x': No such file or directory\n"), Result(exit_code=2), Complete(False)])
+    messages, reply = run(
+        [
+            Stream("stderr", "ls: cannot access 'x': No such file or directory\n"),
+            Result(exit_code=2),
+            Complete(False),
+        ]
+    )
     assert errors(messages) == [
-        {"ename": "ExecutionFailed", "evalue": "the code exited with status 2", "traceback": ["the code exited with status 2"]}
+        {
+            "ename": "ExecutionFailed",
+            "evalue": "the code exited with status 2",
+            "traceback": ["the code exited with status 2"],
+        }
     ]
     assert reply["ename"] == "ExecutionFailed"
 
@@ -242,7 +262,11 @@ def test_agent_error_frame_is_sandbox_error():
             "traceback": ["SandboxError: the agent ran out of memory"],
         }
     ]
-    assert (reply["status"], reply["ename"], reply["evalue"]) == ("error", "SandboxError", "the agent ran out of memory")
+    assert (reply["status"], reply["ename"], reply["evalue"]) == (
+        "error",
+        "SandboxError",
+        "the agent ran out of memory",
+    )
 
 
 def test_timeout_is_one_execution_timeout_error():
@@ -277,13 +301,22 @@ def test_failed_complete_without_error_is_an_error():
     messages, reply = run([Stream("stdout", "x"), Complete(False)])
     assert reply["status"] == "error"
     assert reply["ename"] == "ExecutionFailed"
-    assert errors(messages) == [{k: reply[k] for k in ("ename", "evalue", "traceback")}]  # shown, not only replied
+    assert errors(messages) == [
+        {k: reply[k] for k in ("ename", "evalue", "traceback")}
+    ]  # shown, not only replied
 
 
 def test_fail_records_one_error():
     mapper = CellMapper(3)
     assert mapper.fail("SandboxDisconnected", "the connection dropped") == [
-        ("error", {"ename": "SandboxDisconnected", "evalue": "the connection dropped", "traceback": ["SandboxDisconnected: the connection dropped"]})
+        (
+            "error",
+            {
+                "ename": "SandboxDisconnected",
+                "evalue": "the connection dropped",
+                "traceback": ["SandboxDisconnected: the connection dropped"],
+            },
+        )
     ]
     assert mapper.fail("KeyboardInterrupt", "again") == []
     assert mapper.feed(Result(exit_code=1, ename="E", evalue="v", traceback=[])) == []
@@ -292,7 +325,12 @@ def test_fail_records_one_error():
 
 
 def test_finish_ok_shape():
-    assert CellMapper(9).finish() == {"status": "ok", "execution_count": 9, "payload": [], "user_expressions": {}}
+    assert CellMapper(9).finish() == {
+        "status": "ok",
+        "execution_count": 9,
+        "payload": [],
+        "user_expressions": {},
+    }
 
 
 # ------------------------------------------------------------------ parse_traceback
@@ -313,7 +351,7 @@ def test_parse_traceback_ignores_an_old_error_followed_by_chatter():
 
 
 def test_parse_traceback_exception_without_message():
-    parsed = parse_traceback("Traceback (most recent call last):\n  File \"x\", line 1\nKeyboardInterrupt\n")
+    parsed = parse_traceback('Traceback (most recent call last):\n  File "x", line 1\nKeyboardInterrupt\n')
     assert (parsed.ename, parsed.evalue) == ("KeyboardInterrupt", "")
 
 
@@ -366,7 +404,10 @@ def test_a_lost_sandbox_error_says_what_happens_next():
     mapper = CellMapper(1, lost_hint="The next cell runs in a new sandbox.")
     (msg,) = mapper.feed(AgentError("the sandbox's Python process died; its state is lost", "SANDBOX_DIED"))
     assert msg[1]["ename"] == "SandboxDied"
-    assert msg[1]["evalue"] == "the sandbox's Python process died; its state is lost. The next cell runs in a new sandbox."
+    assert (
+        msg[1]["evalue"]
+        == "the sandbox's Python process died; its state is lost. The next cell runs in a new sandbox."
+    )
     other = CellMapper(1, lost_hint="ignored for other codes")
     (msg,) = other.feed(AgentError("disk full", "EXECUTION_FAILED"))
     assert (msg[1]["ename"], msg[1]["evalue"]) == ("SandboxError", "disk full")
@@ -375,9 +416,18 @@ def test_a_lost_sandbox_error_says_what_happens_next():
 def test_jupyter_safe_replaces_what_a_message_cannot_carry():
     stream = {"name": "stdout", "text": "plain é 😀\r\n"}
     assert jupyter_safe(stream) is stream  # nothing to do: the same object, no copy
-    assert jupyter_safe({"name": "stdout", "text": "a\ud800b\udfff"}) == {"name": "stdout", "text": "a\ufffdb\ufffd"}
-    content = {"data": {"text/plain": "\ud83d", "x/y": [float("nan"), float("inf"), 1.5]}, "transient": {"\udc80": 1}}
-    assert jupyter_safe(content) == {"data": {"text/plain": "\ufffd", "x/y": [None, None, 1.5]}, "transient": {"\ufffd": 1}}
+    assert jupyter_safe({"name": "stdout", "text": "a\ud800b\udfff"}) == {
+        "name": "stdout",
+        "text": "a\ufffdb\ufffd",
+    }
+    content = {
+        "data": {"text/plain": "\ud83d", "x/y": [float("nan"), float("inf"), 1.5]},
+        "transient": {"\udc80": 1},
+    }
+    assert jupyter_safe(content) == {
+        "data": {"text/plain": "\ufffd", "x/y": [None, None, 1.5]},
+        "transient": {"\ufffd": 1},
+    }
     fine = {"data": {"text/plain": "ok"}, "metadata": {}}
     assert jupyter_safe(fine) is fine
 
@@ -400,4 +450,7 @@ def test_exception_group_from_stderr_is_recognised():
     assert parsed.traceback[0].endswith("Exception Group Traceback (most recent call last):")
     assert parsed.traceback[-2] == "    | TypeError: two"
     messages, reply = run([Stream("stderr", stderr), Result(exit_code=1), Complete(False)])
-    assert (reply["ename"], reply["evalue"]) == ("ExceptionGroup", "several things went wrong (2 sub-exceptions)")
+    assert (reply["ename"], reply["evalue"]) == (
+        "ExceptionGroup",
+        "several things went wrong (2 sub-exceptions)",
+    )

@@ -33,7 +33,9 @@ def dist(tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("dist")
     run = subprocess.run(
         [sys.executable, "-m", "build", "--sdist", "--wheel", "--outdir", str(out), str(ROOT)],
-        capture_output=True, text=True, timeout=300,
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert run.returncode == 0, run.stdout[-2000:] + run.stderr[-2000:]
     return out
@@ -77,13 +79,26 @@ def test_installing_the_wheel_alone_registers_the_kernel(dist, tmp_path):
     subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=60)
     python = venv / "bin" / "python"
     subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--quiet", "--no-deps",
-         "--no-index", str(wheel)],
-        check=True, timeout=120,
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "--python",
+            str(python),
+            "install",
+            "--quiet",
+            "--no-deps",
+            "--no-index",
+            str(wheel),
+        ],
+        check=True,
+        timeout=120,
     )
     fresh_site = subprocess.run(
         [str(python), "-c", "import sysconfig; print(sysconfig.get_path('purelib'))"],
-        check=True, capture_output=True, text=True,
+        check=True,
+        capture_output=True,
+        text=True,
     ).stdout.strip()
     # the dependencies (jupyter_client, ipykernel, ...) from this environment, after the wheel's own
     (Path(fresh_site) / "zz_test_dependencies.pth").write_text(sysconfig.get_path("purelib") + "\n")
@@ -93,7 +108,12 @@ def test_installing_the_wheel_alone_registers_the_kernel(dist, tmp_path):
     listed = subprocess.run(
         # `jupyter kernelspec list` (the fresh venv has no jupyter-kernelspec script of its own)
         [str(python), "-m", "jupyter_client.kernelspecapp", "list", "--json"],
-        check=True, capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+        check=True,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
     )
     spec = json.loads(listed.stdout)["kernelspecs"]["hopx-remote-python"]
     assert Path(spec["resource_dir"]) == venv / SPEC
@@ -114,7 +134,11 @@ def test_installing_the_wheel_alone_registers_the_kernel(dist, tmp_path):
     """)
     ran = subprocess.run(
         [str(python), "-c", "import sys\n" + script],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=120,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=120,
     )
     assert ran.returncode == 0, ran.stderr[-3000:]
     assert ran.stdout == "42\n"
@@ -123,7 +147,13 @@ def test_installing_the_wheel_alone_registers_the_kernel(dist, tmp_path):
     prefix = tmp_path / "elsewhere"
     installed = subprocess.run(
         [str(venv / "bin" / "hopx-kernel"), "install", "--prefix", str(prefix), "--name", "hopx-other"],
-        capture_output=True, text=True, env=env, cwd=tmp_path, timeout=60,
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=tmp_path,
+        timeout=60,
     )
     assert installed.returncode == 0, installed.stderr
-    assert sorted(p.name for p in (prefix / "share/jupyter/kernels/hopx-other").iterdir()) == sorted(SPEC_FILES)
+    assert sorted(p.name for p in (prefix / "share/jupyter/kernels/hopx-other").iterdir()) == sorted(
+        SPEC_FILES
+    )

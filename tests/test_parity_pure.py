@@ -76,10 +76,20 @@ def test_streams_per_run_forgets_only_the_interleaving():
 
 def test_consecutive_widget_updates_compare_as_their_merged_state():
     def update(state, comm="c1"):
-        return ("comm_msg", {"comm_id": comm, "data": {"method": "update", "state": state, "buffer_paths": []}})
+        return (
+            "comm_msg",
+            {"comm_id": comm, "data": {"method": "update", "state": state, "buffer_paths": []}},
+        )
 
     fast = [update({"value": 1}), update({"value": 2, "bar_style": "success"})]
-    slow = [update({"value": 1}), update({"value": 1.5}), update({"value": 2}), update({"bar_style": "success"})]
+    slow = [
+        update({"value": 1}),
+        update({"value": 1.5}),
+        update({"value": 2}),
+        update({"bar_style": "success"}),
+    ]
     assert normalise(fast) == normalise(slow)
-    assert normalise([update({"value": 1}), update({"value": 2}, "c2")]) != normalise([update({"value": 2}, "c2")])
+    assert normalise([update({"value": 1}), update({"value": 2}, "c2")]) != normalise(
+        [update({"value": 2}, "c2")]
+    )
     assert normalise_text("100/100 [00:00<00:01, 3059.35it/s]") == "100/100 [MM:SS<MM:SS, N it/s]"

@@ -23,8 +23,15 @@ def test_strip_ansi(raw, clean):
 
 @pytest.mark.parametrize(
     ("name", "secret"),
-    [("HOPX_API_KEY", True), ("github_token", True), ("DB_PASSWD", True), ("AWS_SECRET_ACCESS_KEY", True),
-     ("GOOGLE_APPLICATION_CREDENTIALS", True), ("HOPX_TEMPLATE", False), ("PATH", False)],
+    [
+        ("HOPX_API_KEY", True),
+        ("github_token", True),
+        ("DB_PASSWD", True),
+        ("AWS_SECRET_ACCESS_KEY", True),
+        ("GOOGLE_APPLICATION_CREDENTIALS", True),
+        ("HOPX_TEMPLATE", False),
+        ("PATH", False),
+    ],
 )
 def test_is_secret_name(name, secret):
     assert is_secret_name(name) is secret

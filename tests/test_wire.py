@@ -21,11 +21,19 @@ def test_pack_is_the_jupyter_server_layout():
     assert wire.unpack(raw) == ({"a": 1}, [b"xy", b""])
 
 
-@pytest.mark.parametrize("raw", [
-    b"", b"\x00\x00\x00\x01", struct.pack(">2I", 0, 8), struct.pack(">2I", 1, 7) + b"{}",
-    struct.pack(">3I", 2, 12, 11) + b"{}", struct.pack(">2I", 1, 8) + b"{nope",
-    struct.pack(">I", 10_000) + b"\x00" * 8, b'{"type":"stdout"}',
-])
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"",
+        b"\x00\x00\x00\x01",
+        struct.pack(">2I", 0, 8),
+        struct.pack(">2I", 1, 7) + b"{}",
+        struct.pack(">3I", 2, 12, 11) + b"{}",
+        struct.pack(">2I", 1, 8) + b"{nope",
+        struct.pack(">I", 10_000) + b"\x00" * 8,
+        b'{"type":"stdout"}',
+    ],
+)
 def test_unpack_refuses_bad_layouts(raw):
     with pytest.raises(FrameError):
         wire.unpack(raw)
@@ -43,14 +51,18 @@ def test_client_frames_are_checked_strictly():
     ok = wire.parse_channel_frame(json.dumps({"channel": "shell", "seq": 1, "msg": MSG}))
     assert (ok.channel, ok.seq, ok.msg["msg_type"]) == ("shell", 1, "comm_msg")
     bad = [
-        "nope", "[]", json.dumps({"channel": "stdin", "msg": MSG}),
+        "nope",
+        "[]",
+        json.dumps({"channel": "stdin", "msg": MSG}),
         json.dumps({"channel": "shell", "msg": {**MSG, "header": {"msg_id": "x"}}}),
         json.dumps({"channel": "shell", "msg": {**MSG, "content": []}}),
         json.dumps({"channel": "shell", "seq": 0, "msg": MSG}),
         json.dumps({"channel": "shell", "seq": True, "msg": MSG}),
         json.dumps({"channel": "control", "msg": MSG}),  # comm_msg belongs on shell
         json.dumps({"channel": ["shell"], "msg": MSG}),  # not a string (and not hashable)
-        json.dumps({"channel": "shell", "msg": {**MSG, "header": {**MSG["header"], "msg_type": "execute_request"}}}),
+        json.dumps(
+            {"channel": "shell", "msg": {**MSG, "header": {**MSG["header"], "msg_type": "execute_request"}}}
+        ),
     ]
     for raw in bad:
         with pytest.raises(FrameError):
@@ -96,8 +108,14 @@ def test_jupyter_agent_frames_text_and_binary():
 
 def test_execute_extension_fields():
     raw = frames.encode(frames.Execute("1", extensions=True, msg_id="m", channel_seq=4))
-    assert json.loads(raw) == {"type": "execute", "code": "1", "language": "python",
-                               "extensions": 1, "msg_id": "m", "channel_seq": 4}
+    assert json.loads(raw) == {
+        "type": "execute",
+        "code": "1",
+        "language": "python",
+        "extensions": 1,
+        "msg_id": "m",
+        "channel_seq": 4,
+    }
     assert frames.parse_client_frame(raw).channel_seq == 4
     with pytest.raises(FrameError):
         frames.parse_client_frame('{"type":"execute","code":"1","channel_seq":-1}')

@@ -44,7 +44,9 @@ RICH_KEYS = {
 
 #: Features only an agent with extensions advertises (docs/protocol.md §2.2, §2.4, §2.5).
 EXTENSION_FEATURES: dict[str, Any] = {
-    "stream_extensions": 1, "stream_reuse": 1, "kernel_channel": 1,
+    "stream_extensions": 1,
+    "stream_reuse": 1,
+    "kernel_channel": 1,
     # the sandbox kernels are ipykernel's, whose debugger needs debugpy
     "debugger": int(importlib.util.find_spec("debugpy") is not None),
 }
@@ -53,14 +55,17 @@ EXTENSION_FEATURES: dict[str, Any] = {
 def isolation(abi: int) -> str:
     """How sandboxes are isolated, in one honest line (``/health``, ``%hopx``)."""
     if abi:
-        return (f"Landlock ABI {abi}: each sandbox writes only its own folders and reads no "
-                "other sandbox's; same user, shared network")
-    return ("none: Landlock is unavailable, so sandboxes can read and change each other's "
-            "files; same user, shared network")
+        return (
+            f"Landlock ABI {abi}: each sandbox writes only its own folders and reads no "
+            "other sandbox's; same user, shared network"
+        )
+    return (
+        "none: Landlock is unavailable, so sandboxes can read and change each other's "
+        "files; same user, shared network"
+    )
 
 
-def health_body(extensions: bool = True, stream_reuse: bool = True, abi: int = 0
-                ) -> dict[str, Any]:
+def health_body(extensions: bool = True, stream_reuse: bool = True, abi: int = 0) -> dict[str, Any]:
     """The ``/health`` answer; ``stream_extensions`` advertises docs/protocol.md §2.2,
     ``stream_reuse`` §2.5 (several executions in turn on one socket), ``kernel_channel`` §2.4.
 
@@ -115,11 +120,17 @@ def info_body(sandbox_id: str, base_url: str, extensions: bool) -> dict[str, Any
         "start_time": rfc3339(STARTED),
         "uptime": round(time.time() - STARTED, 3),
         "endpoints": {
-            "health": "GET /health", "info": "GET /info", "execute": "POST /execute",
-            "execute_stream": "GET /execute/stream", "execute_background": "POST /execute/background",
-            "execute_processes": "GET /execute/processes", "execute_kill": "POST /execute/kill/{id}",
-            "commands_run": "POST /commands/run", "commands_background": "POST /commands/background",
-            "files": "/files/{read,download,list,exists,write,upload,mkdir,remove}", "env": "/env",
+            "health": "GET /health",
+            "info": "GET /info",
+            "execute": "POST /execute",
+            "execute_stream": "GET /execute/stream",
+            "execute_background": "POST /execute/background",
+            "execute_processes": "GET /execute/processes",
+            "execute_kill": "POST /execute/kill/{id}",
+            "commands_run": "POST /commands/run",
+            "commands_background": "POST /commands/background",
+            "files": "/files/{read,download,list,exists,write,upload,mkdir,remove}",
+            "env": "/env",
         },
         "features": features,
     }
@@ -174,9 +185,11 @@ class ExecuteCollector:
 
     def body(self, success: bool, language: str) -> dict[str, Any]:
         if self.dropped:
-            self.stderr.append(f"\n[hopx] {self.dropped} characters of output were dropped: "
-                               f"/execute keeps at most {MAX_EXECUTE_OUTPUT}; use "
-                               "/execute/stream for more\n")
+            self.stderr.append(
+                f"\n[hopx] {self.dropped} characters of output were dropped: "
+                f"/execute keeps at most {MAX_EXECUTE_OUTPUT}; use "
+                "/execute/stream for more\n"
+            )
         stderr = "".join(self.stderr)
         if self.error is not None:
             stderr += ("\n" if stderr and not stderr.endswith("\n") else "") + self.error.error
@@ -212,16 +225,16 @@ class HealthHandler(JsonHandler):
     plane = "agent"
 
     def get(self) -> None:
-        self.reply(health_body(self.state.extensions, self.state.stream_reuse,
-                               self.state.ctx.confined_abi))
+        self.reply(health_body(self.state.extensions, self.state.stream_reuse, self.state.ctx.confined_abi))
 
 
 class InfoHandler(AgentHandler):
     """``GET /info``: what this agent is (the SDKs' ``get_agent_info`` / ``getAgentInfo``)."""
 
     def get(self) -> None:
-        self.reply(info_body(self.sandbox.id, self.state.public_url or self.state.base_url,
-                             self.state.extensions))
+        self.reply(
+            info_body(self.sandbox.id, self.state.public_url or self.state.base_url, self.state.extensions)
+        )
 
 
 class ExecuteHandler(AgentHandler):
@@ -245,8 +258,9 @@ class ExecuteHandler(AgentHandler):
         request = as_run(request, agent_extensions=False)
         collector = ExecuteCollector()
         control = self._control = RunControl(request.timeout)
-        success = await execute(self.state.ctx, self.sandbox, request,
-                                emit=collector.emit, ask=None, control=control)
+        success = await execute(
+            self.state.ctx, self.sandbox, request, emit=collector.emit, ask=None, control=control
+        )
         if collector.error is not None and collector.error.code == "EXECUTION_TIMEOUT":
             self.set_status(408)
         if collector.result is None and collector.error is not None:
@@ -305,15 +319,18 @@ class CompleteHandler(AgentHandler):
         code, pos = _cursor_request(self.json_body())
         reply = await self.sandbox.runner.complete(code, pos, _assist_timeout(self.sandbox))
         if reply is None:
-            self.reply({"matches": [], "cursor_start": pos, "cursor_end": pos,
-                        "metadata": {}, "timed_out": True})
+            self.reply(
+                {"matches": [], "cursor_start": pos, "cursor_end": pos, "metadata": {}, "timed_out": True}
+            )
             return
-        self.reply({
-            "matches": reply.get("matches", []),
-            "cursor_start": reply.get("cursor_start", pos),
-            "cursor_end": reply.get("cursor_end", pos),
-            "metadata": reply.get("metadata", {}),
-        })
+        self.reply(
+            {
+                "matches": reply.get("matches", []),
+                "cursor_start": reply.get("cursor_start", pos),
+                "cursor_end": reply.get("cursor_end", pos),
+                "metadata": reply.get("metadata", {}),
+            }
+        )
 
 
 class InspectHandler(AgentHandler):
@@ -329,5 +346,10 @@ class InspectHandler(AgentHandler):
         if reply is None:
             self.reply({"found": False, "data": {}, "metadata": {}, "timed_out": True})
             return
-        self.reply({"found": bool(reply.get("found")), "data": reply.get("data", {}),
-                    "metadata": reply.get("metadata", {})})
+        self.reply(
+            {
+                "found": bool(reply.get("found")),
+                "data": reply.get("data", {}),
+                "metadata": reply.get("metadata", {}),
+            }
+        )

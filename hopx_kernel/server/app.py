@@ -56,8 +56,11 @@ def make_app(state: ServerState) -> Application:
     routes = [
         (r"/v1/sandboxes/?", control.SandboxesHandler, s),
         (rf"/v1/sandboxes/{sandbox_id}/?", control.SandboxHandler, s),
-        (rf"/v1/sandboxes/{sandbox_id}/(timeout|token/refresh|pause|resume)/?",
-         control.SandboxActionHandler, s),
+        (
+            rf"/v1/sandboxes/{sandbox_id}/(timeout|token/refresh|pause|resume)/?",
+            control.SandboxActionHandler,
+            s,
+        ),
         (r"/health/?", agent.HealthHandler, s),
         (r"/execute/?", agent.ExecuteHandler, s),
         (r"/execute/stream/?", stream.StreamHandler, s),
@@ -75,8 +78,7 @@ def make_app(state: ServerState) -> Application:
         (r"/complete/?", agent.CompleteHandler, s),
         (r"/inspect/?", agent.InspectHandler, s),
         (r"/files/upload/?", upload.UploadHandler, s),
-        (r"/files/(read|download|list|exists|write|mkdir|remove)/?",
-         files.FilesHandler, s),
+        (r"/files/(read|download|list|exists|write|mkdir|remove)/?", files.FilesHandler, s),
     ]
     return Application(
         routes,

@@ -69,7 +69,12 @@ def is_loopback_origin(origin: str | None) -> bool:
         parts.port  # noqa: B018 - raises ValueError on a malformed port
     except ValueError:
         return False
-    return parts.scheme in ("http", "https") and hostname is not None and bool(hostname) and is_loopback_name(hostname)
+    return (
+        parts.scheme in ("http", "https")
+        and hostname is not None
+        and bool(hostname)
+        and is_loopback_name(hostname)
+    )
 
 
 def is_loopback_bind(host: str) -> bool:

@@ -119,11 +119,9 @@ class JsonHandler(RequestHandler):
         elif isinstance(exc, HTTPError):
             status = exc.status_code
             code = _STATUS_CODES.get(status, "INTERNAL_ERROR" if status >= 500 else "ERROR")
-            message = exc.log_message % exc.args if exc.log_message else (exc.reason or
-                                                                          self._reason)
+            message = exc.log_message % exc.args if exc.log_message else (exc.reason or self._reason)
         elif status_code < 500:
-            status, code, message = status_code, _STATUS_CODES.get(status_code, "ERROR"), \
-                self._reason
+            status, code, message = status_code, _STATUS_CODES.get(status_code, "ERROR"), self._reason
         else:
             status, code = 500, "INTERNAL_ERROR"
             message = f"internal error in the local sandbox server (request {self.request_id})"
@@ -135,11 +133,20 @@ class JsonHandler(RequestHandler):
 
     def log_exception(self, typ, value, tb) -> None:
         if isinstance(value, (ServerError, HTTPError)):
-            log.info("%s %s -> %s", self.request.method, self.request.path[:200],
-                     getattr(value, "status", getattr(value, "status_code", "?")))
+            log.info(
+                "%s %s -> %s",
+                self.request.method,
+                self.request.path[:200],
+                getattr(value, "status", getattr(value, "status_code", "?")),
+            )
             return
-        log.error("unexpected error on %s %s (%s)", self.request.method, self.request.path,
-                  self.request_id, exc_info=(typ, value, tb))
+        log.error(
+            "unexpected error on %s %s (%s)",
+            self.request.method,
+            self.request.path,
+            self.request_id,
+            exc_info=(typ, value, tb),
+        )
 
 
 class NotFoundHandler(JsonHandler):

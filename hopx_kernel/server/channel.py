@@ -66,8 +66,12 @@ class ChannelHub:
             self._delivered.clear()
             left = deadline - loop.time()
             if left <= 0:
-                log.warning("an execution waited %.0f s for channel message %d (have %d); "
-                            "running it anyway", SEQ_WAIT, channel_seq, self.seq.forwarded)
+                log.warning(
+                    "an execution waited %.0f s for channel message %d (have %d); running it anyway",
+                    SEQ_WAIT,
+                    channel_seq,
+                    self.seq.forwarded,
+                )
                 return
             # wait_for, not asyncio.timeout (3.11+): the package supports Python 3.10,
             # where asyncio.TimeoutError is not yet the builtin TimeoutError
@@ -87,8 +91,7 @@ class ChannelHub:
             return
         if not self.connections:
             return
-        frame = wire.ChannelFrame(channel, plain_msg(msg),
-                                  [bytes(b) for b in msg.get("buffers") or ()])
+        frame = wire.ChannelFrame(channel, plain_msg(msg), [bytes(b) for b in msg.get("buffers") or ()])
         for conn in list(self.connections):
             conn.queue(frame)
 
@@ -110,7 +113,6 @@ class ChannelHandler(SandboxWebSocket):
         self._out: asyncio.Queue | None = None
         self._sender: asyncio.Task | None = None
         self.dropped = 0
-
 
     @property
     def max_message_size(self) -> int:
@@ -144,8 +146,7 @@ class ChannelHandler(SandboxWebSocket):
         except asyncio.QueueFull:
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
-                log.warning("kernel channel: the client reads too slowly; %d messages dropped",
-                            self.dropped)
+                log.warning("kernel channel: the client reads too slowly; %d messages dropped", self.dropped)
 
     async def _send_loop(self) -> None:
         assert self._out is not None
@@ -157,8 +158,7 @@ class ChannelHandler(SandboxWebSocket):
             except WebSocketClosedError:
                 return
             except (TypeError, ValueError):
-                log.warning("kernel channel: a kernel message could not be encoded; skipped",
-                            exc_info=True)
+                log.warning("kernel channel: a kernel message could not be encoded; skipped", exc_info=True)
 
     async def _refuse(self, message: str, code: str = "INVALID_REQUEST") -> None:
         with contextlib.suppress(WebSocketClosedError):
@@ -172,8 +172,9 @@ class ChannelHandler(SandboxWebSocket):
             return
         sandbox = self._joined
         if not sandbox.hub.seq.note(frame.seq) and frame.seq is not None:
-            log.info("kernel channel: message seq %d out of order (after %d)", frame.seq,
-                     sandbox.hub.seq.forwarded)
+            log.info(
+                "kernel channel: message seq %d out of order (after %d)", frame.seq, sandbox.hub.seq.forwarded
+            )
         sandbox.runner.send(frame.channel, frame.msg, frame.buffers)
         sandbox.hub.delivered(None)
 

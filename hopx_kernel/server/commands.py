@@ -59,12 +59,17 @@ def code_argv(body: dict[str, Any]) -> tuple[list[str], str, str]:
     if not isinstance(language, str):
         raise ServerError(400, "INVALID_REQUEST", "field 'language' must be a string")
     language = LANGUAGE_ALIASES.get(language.lower(), language.lower())
-    argv = {"python": [sys.executable, "-u", "-c", code], "bash": ["bash", "-c", code],
-            "javascript": ["node", "-e", code]}.get(language)
+    argv = {
+        "python": [sys.executable, "-u", "-c", code],
+        "bash": ["bash", "-c", code],
+        "javascript": ["node", "-e", code],
+    }.get(language)
     if argv is None:
-        raise ServerError(400, "INVALID_REQUEST",
-                          f"language {language!r} cannot run in the background here "
-                          "(use python, bash or javascript)")
+        raise ServerError(
+            400,
+            "INVALID_REQUEST",
+            f"language {language!r} cannot run in the background here (use python, bash or javascript)",
+        )
     return argv, language, code
 
 
@@ -81,8 +86,12 @@ def timeout_of(body: dict[str, Any], default: float) -> float:
 async def run_to_end(ctx, sandbox, proc: Process, argv: list[str], body: dict[str, Any]) -> None:
     """Run one process to its end, recording its outcome on ``proc``."""
     try:
-        env = {**ctx.base_env, **sandbox.runner.private_env(), **sandbox.env_vars,
-               **validate_env(body.get("env") or {})}
+        env = {
+            **ctx.base_env,
+            **sandbox.runner.private_env(),
+            **sandbox.env_vars,
+            **validate_env(body.get("env") or {}),
+        }
     except ValueError as exc:
         raise ServerError(400, "INVALID_REQUEST", str(exc)) from exc
     workdir = body.get("workdir") or body.get("working_dir") or "/workspace"
@@ -92,9 +101,15 @@ async def run_to_end(ctx, sandbox, proc: Process, argv: list[str], body: dict[st
     if not cwd.is_dir():
         raise ServerError(404, "DIRECTORY_NOT_FOUND", f"workdir {workdir!r} is not a directory")
     try:
-        code, timed_out = await run_process(argv, cwd=cwd, env=env, emit=proc.emit,
-                                            control=proc.control, limits=ctx.limits,
-                                            on_start=lambda pid: setattr(proc, "pid", pid))
+        code, timed_out = await run_process(
+            argv,
+            cwd=cwd,
+            env=env,
+            emit=proc.emit,
+            control=proc.control,
+            limits=ctx.limits,
+            on_start=lambda pid: setattr(proc, "pid", pid),
+        )
     except FileNotFoundError as exc:
         proc.status, proc.ended, proc.exit_code = "failed", time.time(), 127
         raise ServerError(400, "COMMAND_FAILED", f"could not start {argv[0]!r}: {exc.strerror}") from exc
@@ -126,8 +141,7 @@ class CommandRunHandler(AgentHandler):
         body = self.json_body()
         argv, line = command_argv(body)
         timeout = timeout_of(body, 30.0)
-        proc = self._proc = Process("cmd_" + secrets.token_hex(6), None, "bash", line,
-                                    RunControl(timeout))
+        proc = self._proc = Process("cmd_" + secrets.token_hex(6), None, "bash", line, RunControl(timeout))
         started = time.monotonic()
         await run_to_end(self.state.ctx, self.sandbox, proc, argv, body)
         out = {
@@ -141,15 +155,17 @@ class CommandRunHandler(AgentHandler):
             "timestamp": now_rfc3339(),
         }
         if proc.status == "timeout":
-            message = (f"command timed out after {timeout:g} s and was stopped; raise 'timeout' "
-                       "or run it in the background")
-            self.reply({**out, "error": message, "message": message,
-                        "code": "EXECUTION_TIMEOUT"}, 408)
+            message = (
+                f"command timed out after {timeout:g} s and was stopped; raise 'timeout' "
+                "or run it in the background"
+            )
+            self.reply({**out, "error": message, "message": message, "code": "EXECUTION_TIMEOUT"}, 408)
         elif proc.truncated:
-            message = (f"command printed more than {OUTPUT_CAP // (1024 * 1024)} MiB on one "
-                       "stream and was stopped; write large output to a file instead")
-            self.reply({**out, "error": message, "message": message,
-                        "code": "COMMAND_FAILED"}, 413)
+            message = (
+                f"command printed more than {OUTPUT_CAP // (1024 * 1024)} MiB on one "
+                "stream and was stopped; write large output to a file instead"
+            )
+            self.reply({**out, "error": message, "message": message, "code": "COMMAND_FAILED"}, 413)
         else:
             self.reply(out)
 
@@ -166,8 +182,13 @@ class BackgroundHandler(AgentHandler):
             argv, language, shown = code_argv(body)
             default_timeout = 300.0
         name = body.get("name")
-        proc = Process("proc_" + secrets.token_hex(6), name if isinstance(name, str) else None,
-                       language, shown, RunControl(timeout_of(body, default_timeout)))
+        proc = Process(
+            "proc_" + secrets.token_hex(6),
+            name if isinstance(name, str) else None,
+            language,
+            shown,
+            RunControl(timeout_of(body, default_timeout)),
+        )
         # validate the request (workdir, env) before answering: run_to_end raises at once
         task = asyncio.ensure_future(run_to_end(self.state.ctx, self.sandbox, proc, argv, body))
         await asyncio.sleep(0)
@@ -177,15 +198,17 @@ class BackgroundHandler(AgentHandler):
         proc.task = task
         task.add_done_callback(lambda t: t.cancelled() or t.exception())
         _table(self.sandbox).add(proc)
-        self.reply({
-            "process_id": proc.process_id,
-            "execution_id": proc.process_id,
-            "status": "running",
-            "name": proc.name,
-            "start_time": rfc3339(proc.started),
-            "message": f"started in the background; GET /execute/processes shows it, "
-                       f"POST /execute/kill/{proc.process_id} stops it",
-        })
+        self.reply(
+            {
+                "process_id": proc.process_id,
+                "execution_id": proc.process_id,
+                "status": "running",
+                "name": proc.name,
+                "start_time": rfc3339(proc.started),
+                "message": f"started in the background; GET /execute/processes shows it, "
+                f"POST /execute/kill/{proc.process_id} stops it",
+            }
+        )
 
 
 class ProcessesHandler(AgentHandler):
@@ -213,16 +236,20 @@ class KillHandler(AgentHandler):
     async def _kill(self, process_id: str) -> None:
         proc = _table(self.sandbox).get(process_id)
         if proc.status != "running":
-            raise ServerError(409, "CONFLICT",
-                              f"process {process_id!r} already ended ({proc.status}); "
-                              "nothing to kill", {"process_id": process_id, "status": proc.status})
+            raise ServerError(
+                409,
+                "CONFLICT",
+                f"process {process_id!r} already ended ({proc.status}); nothing to kill",
+                {"process_id": process_id, "status": proc.status},
+            )
         proc.status = "killed"
         proc.control.abandon()
         if proc.task is not None:
             with contextlib.suppress(BaseException):
                 await proc.task
-        self.reply({"process_id": process_id, "status": "killed",
-                    "message": f"process {process_id} was killed"})
+        self.reply(
+            {"process_id": process_id, "status": "killed", "message": f"process {process_id} was killed"}
+        )
 
 
 __all__ = ["BackgroundHandler", "CommandRunHandler", "KillHandler", "ProcessesHandler"]

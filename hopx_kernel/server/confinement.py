@@ -50,13 +50,31 @@ USE = READ | WRITE_FILE | TRUNCATE | IOCTL_DEV
 #: Everything in the folder, except making device nodes.
 OWN = ((1 << 16) - 1) & ~(MAKE_CHAR | MAKE_BLOCK)
 #: System folders sandbox processes may read (those that exist).
-SYSTEM_READ = ("/usr", "/lib", "/lib32", "/lib64", "/libx32", "/bin", "/sbin", "/etc", "/opt",
-               "/proc", "/sys", "/nix", "/snap", "/var/cache/fontconfig", "/run/systemd/resolve")
+SYSTEM_READ = (
+    "/usr",
+    "/lib",
+    "/lib32",
+    "/lib64",
+    "/libx32",
+    "/bin",
+    "/sbin",
+    "/etc",
+    "/opt",
+    "/proc",
+    "/sys",
+    "/nix",
+    "/snap",
+    "/var/cache/fontconfig",
+    "/run/systemd/resolve",
+)
 
 
 class _RulesetAttr(ctypes.Structure):
-    _fields_ = [("handled_access_fs", ctypes.c_uint64), ("handled_access_net", ctypes.c_uint64),
-                ("scoped", ctypes.c_uint64)]
+    _fields_ = [
+        ("handled_access_fs", ctypes.c_uint64),
+        ("handled_access_net", ctypes.c_uint64),
+        ("scoped", ctypes.c_uint64),
+    ]
 
 
 class _PathBeneath(ctypes.Structure):
@@ -73,8 +91,9 @@ def abi_version() -> int:
     if platform.system() != "Linux" or platform.machine() not in ("x86_64", "aarch64", "riscv64"):
         return 0
     try:
-        version = _libc().syscall(_CREATE_RULESET, None, ctypes.c_size_t(0),
-                                  ctypes.c_uint32(_CREATE_RULESET_VERSION))
+        version = _libc().syscall(
+            _CREATE_RULESET, None, ctypes.c_size_t(0), ctypes.c_uint32(_CREATE_RULESET_VERSION)
+        )
     except (OSError, AttributeError):
         return 0
     return max(version, 0)
@@ -93,8 +112,15 @@ def read_paths(server_root: Path, extra: Iterable[str] = ()) -> list[str]:
     """Folders sandbox processes may read: the system's, Python's (prefixes and every
     ``sys.path`` folder) and ``extra``, minus any that holds the server's root."""
     root = os.path.realpath(server_root)
-    candidates = [*SYSTEM_READ, sys.prefix, sys.base_prefix, sys.exec_prefix,
-                  os.path.dirname(os.path.realpath(sys.executable)), *sys.path, *extra]
+    candidates = [
+        *SYSTEM_READ,
+        sys.prefix,
+        sys.base_prefix,
+        sys.exec_prefix,
+        os.path.dirname(os.path.realpath(sys.executable)),
+        *sys.path,
+        *extra,
+    ]
     out: list[str] = []
     for item in candidates:
         if not item or not os.path.isdir(item):
@@ -110,8 +136,11 @@ def read_paths(server_root: Path, extra: Iterable[str] = ()) -> list[str]:
 def rules(own: Iterable[str], read: Iterable[str]) -> dict:
     """The rules for one sandbox: folders it owns, and folders it may read."""
     own = [str(p) for p in own]
-    return {"own": own + (["/dev/shm"] if os.path.isdir("/dev/shm") else []),
-            "use": ["/dev"], "read": [str(p) for p in read]}
+    return {
+        "own": own + (["/dev/shm"] if os.path.isdir("/dev/shm") else []),
+        "use": ["/dev"],
+        "read": [str(p) for p in read],
+    }
 
 
 def apply(spec: Mapping) -> int:
@@ -126,8 +155,9 @@ def apply(spec: Mapping) -> int:
     libc = _libc()
     handled = fs_rights(abi)
     attr = _RulesetAttr(handled, 0, (SCOPE_ABSTRACT_UNIX_SOCKET | SCOPE_SIGNAL) if abi >= 6 else 0)
-    ruleset = libc.syscall(_CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)),
-                           ctypes.c_uint32(0))
+    ruleset = libc.syscall(
+        _CREATE_RULESET, ctypes.byref(attr), ctypes.c_size_t(ctypes.sizeof(attr)), ctypes.c_uint32(0)
+    )
     if ruleset < 0:
         err = ctypes.get_errno()
         raise OSError(err, f"landlock_create_ruleset: {os.strerror(err)}")
@@ -155,8 +185,10 @@ def _add(libc, ruleset: int, path: str, rights: int) -> None:
         if not os.path.isdir(f"/proc/self/fd/{fd}"):
             rights &= READ_FILE | WRITE_FILE | EXECUTE | TRUNCATE | IOCTL_DEV  # a file
         beneath = _PathBeneath(rights, fd)
-        if libc.syscall(_ADD_RULE, ruleset, _RULE_PATH_BENEATH, ctypes.byref(beneath),
-                        ctypes.c_uint32(0)) != 0:
+        if (
+            libc.syscall(_ADD_RULE, ruleset, _RULE_PATH_BENEATH, ctypes.byref(beneath), ctypes.c_uint32(0))
+            != 0
+        ):
             err = ctypes.get_errno()
             raise OSError(err, f"landlock_add_rule({path}): {os.strerror(err)}")
     finally:

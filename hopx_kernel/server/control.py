@@ -32,10 +32,12 @@ def parse_timeout(value: object, *, zero_ok: bool) -> int | None:
     if value is None and zero_ok:
         return None
     low = 0 if zero_ok else 1
-    if (isinstance(value, bool) or not isinstance(value, int)
-            or not low <= value <= MAX_TIMEOUT_SECONDS):
-        raise ServerError(400, "INVALID_REQUEST", f"'timeout_seconds' must be an integer from "
-                          f"{low} to {MAX_TIMEOUT_SECONDS} (30 days)")
+    if isinstance(value, bool) or not isinstance(value, int) or not low <= value <= MAX_TIMEOUT_SECONDS:
+        raise ServerError(
+            400,
+            "INVALID_REQUEST",
+            f"'timeout_seconds' must be an integer from {low} to {MAX_TIMEOUT_SECONDS} (30 days)",
+        )
     return value
 
 
@@ -115,9 +117,12 @@ class ControlHandler(JsonHandler):
 
     def show(self, sandbox: Sandbox, status: int = 200) -> None:
         self.reply(
-            {**sandbox_object(sandbox, self.state.public_url or self.state.base_url,
-                              self.state.ctx.limits.memory_mb),
-             "request_id": self.request_id},
+            {
+                **sandbox_object(
+                    sandbox, self.state.public_url or self.state.base_url, self.state.ctx.limits.memory_mb
+                ),
+                "request_id": self.request_id,
+            },
             status,
         )
 
@@ -138,15 +143,19 @@ class SandboxesHandler(ControlHandler):
         except ValueError as exc:
             raise ServerError(400, "INVALID_REQUEST", "'limit' must be an integer") from exc
         memory = self.state.ctx.limits.memory_mb
-        self.reply({
-            "object": "list",
-            "data": [sandbox_object(s, self.state.public_url or self.state.base_url, memory)
-                     for s in items[:limit]],
-            "has_more": len(items) > limit,
-            "next_cursor": None,
-            "request_id": self.request_id,
-            "url": "/v1/sandboxes",
-        })
+        self.reply(
+            {
+                "object": "list",
+                "data": [
+                    sandbox_object(s, self.state.public_url or self.state.base_url, memory)
+                    for s in items[:limit]
+                ],
+                "has_more": len(items) > limit,
+                "next_cursor": None,
+                "request_id": self.request_id,
+                "url": "/v1/sandboxes",
+            }
+        )
 
 
 class SandboxHandler(ControlHandler):
@@ -158,8 +167,15 @@ class SandboxHandler(ControlHandler):
     async def delete(self, sandbox_id: str) -> None:
         sandbox = self.state.registry.get(sandbox_id)
         await self.state.registry.end(sandbox.id, f"sandbox {sandbox.id} was deleted")
-        self.reply({"id": sandbox.id, "object": "sandbox", "status": "deleted",
-                    "deleted": True, "request_id": self.request_id})
+        self.reply(
+            {
+                "id": sandbox.id,
+                "object": "sandbox",
+                "status": "deleted",
+                "deleted": True,
+                "request_id": self.request_id,
+            }
+        )
 
 
 class SandboxActionHandler(ControlHandler):
@@ -177,8 +193,14 @@ class SandboxActionHandler(ControlHandler):
         sandbox = self.state.registry.get(sandbox_id)
         if action == "token/refresh":
             token, expires = self.state.registry.issue_token(sandbox)
-            self.reply({"auth_token": token, "token_expires_at": rfc3339(expires),
-                        "id": sandbox.id, "request_id": self.request_id})
+            self.reply(
+                {
+                    "auth_token": token,
+                    "token_expires_at": rfc3339(expires),
+                    "id": sandbox.id,
+                    "request_id": self.request_id,
+                }
+            )
             return
         if action == "pause":
             sandbox.status = "paused"
@@ -195,7 +217,8 @@ def template_object(name: str) -> dict[str, Any]:
         "id": TEMPLATE_ID if name == "code-interpreter" else f"local-{name}",
         "object": "template",
         "name": name,
-        "display_name": "Code Interpreter (local)" if name == "code-interpreter"
+        "display_name": "Code Interpreter (local)"
+        if name == "code-interpreter"
         else f"{name} (alias of code-interpreter, local)",
         "description": "Python in a persistent IPython kernel, plus bash and node, on this machine",
         "category": "development",
@@ -214,11 +237,14 @@ class TemplatesHandler(ControlHandler):
     def get(self, name: str | None = None) -> None:
         if name is None:
             items = [template_object(n) for n in TEMPLATES]
-            self.reply({"object": "list", "data": items, "has_more": False,
-                        "request_id": self.request_id})
+            self.reply({"object": "list", "data": items, "has_more": False, "request_id": self.request_id})
             return
         if name not in TEMPLATES and name != TEMPLATE_ID:
             valid = ", ".join(repr(t) for t in TEMPLATES)
-            raise ServerError(404, "TEMPLATE_NOT_FOUND", f"unknown template {name!r}; use one of {valid}",
-                              {"template": name, "available_templates": list(TEMPLATES)})
+            raise ServerError(
+                404,
+                "TEMPLATE_NOT_FOUND",
+                f"unknown template {name!r}; use one of {valid}",
+                {"template": name, "available_templates": list(TEMPLATES)},
+            )
         self.reply(template_object("code-interpreter" if name == TEMPLATE_ID else name))

@@ -21,12 +21,33 @@ from collections.abc import Mapping
 from ..text import is_secret_name
 
 #: Variables a sandbox inherits from the server, by exact name.
-ALLOWED_NAMES = frozenset({
-    "PATH", "HOME", "USER", "LOGNAME", "SHELL", "LANG", "LANGUAGE", "TZ", "TERM", "TMPDIR",
-    "PYTHONPATH", "PYTHONHOME", "PYTHONIOENCODING", "PYTHONUTF8", "PYTHONDONTWRITEBYTECODE",
-    "PYTHONHASHSEED", "PYTHONNOUSERSITE", "PYTHONWARNINGS", "VIRTUAL_ENV", "CONDA_PREFIX",
-    "LD_LIBRARY_PATH", "SSL_CERT_FILE", "SSL_CERT_DIR",
-})
+ALLOWED_NAMES = frozenset(
+    {
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "SHELL",
+        "LANG",
+        "LANGUAGE",
+        "TZ",
+        "TERM",
+        "TMPDIR",
+        "PYTHONPATH",
+        "PYTHONHOME",
+        "PYTHONIOENCODING",
+        "PYTHONUTF8",
+        "PYTHONDONTWRITEBYTECODE",
+        "PYTHONHASHSEED",
+        "PYTHONNOUSERSITE",
+        "PYTHONWARNINGS",
+        "VIRTUAL_ENV",
+        "CONDA_PREFIX",
+        "LD_LIBRARY_PATH",
+        "SSL_CERT_FILE",
+        "SSL_CERT_DIR",
+    }
+)
 #: Variables a sandbox inherits by prefix (locale categories).
 ALLOWED_PREFIXES = ("LC_",)
 MASK = "***MASKED***"
@@ -35,7 +56,8 @@ MASK = "***MASKED***"
 def sandbox_env(env: Mapping[str, str]) -> dict[str, str]:
     """The allowlisted part of ``env``: what every sandbox process starts from."""
     return {
-        name: value for name, value in env.items()
+        name: value
+        for name, value in env.items()
         if (name in ALLOWED_NAMES or name.startswith(ALLOWED_PREFIXES)) and not is_secret_name(name)
     }
 
@@ -67,6 +89,5 @@ def validate_env(value: object) -> dict[str, str]:
         if problem:
             raise ValueError(problem)
         if not isinstance(item, str) or "\0" in item:
-            raise ValueError(f"environment variable {name!r} must have a string value "
-                             "without NUL characters")
+            raise ValueError(f"environment variable {name!r} must have a string value without NUL characters")
     return dict(value)

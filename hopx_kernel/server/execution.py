@@ -83,9 +83,7 @@ def postlude_code() -> str:
     )
 
 
-def env_changes(
-    wanted: Mapping[str, str], applied: Mapping[str, str]
-) -> tuple[dict[str, str], list[str]]:
+def env_changes(wanted: Mapping[str, str], applied: Mapping[str, str]) -> tuple[dict[str, str], list[str]]:
     """What to set and unset so a kernel that has ``applied`` ends up with ``wanted``."""
     to_set = {k: v for k, v in wanted.items() if applied.get(k) != v}
     to_unset = [k for k in applied if k not in wanted]
@@ -102,8 +100,9 @@ def as_run(frame: Execute, agent_extensions: bool) -> Execute:
     """
     if frame.extensions and agent_extensions:
         return frame
-    return dataclasses.replace(frame, extensions=False, allow_stdin=False, msg_id=None,
-                               channel_seq=None, execution_count=None)
+    return dataclasses.replace(
+        frame, extensions=False, allow_stdin=False, msg_id=None, channel_seq=None, execution_count=None
+    )
 
 
 async def execute(
@@ -121,17 +120,22 @@ async def execute(
     an ``error`` frame and no ``result``.
     """
     if request.language == "go":
-        await emit(AgentError("language 'go' is not available in the local sandbox",
-                          "INVALID_REQUEST"))
+        await emit(AgentError("language 'go' is not available in the local sandbox", "INVALID_REQUEST"))
         return False
     if request.language == "javascript" and shutil.which("node") is None:
-        await emit(AgentError("language 'javascript' needs 'node' on the server's PATH, "
-                          "and it was not found", "INVALID_REQUEST"))
+        await emit(
+            AgentError(
+                "language 'javascript' needs 'node' on the server's PATH, and it was not found",
+                "INVALID_REQUEST",
+            )
+        )
         return False
-    if any("\0" in v for v in request.env.values()) or (request.language != "python"
-                                                         and "\0" in request.code):
-        await emit(AgentError("the code and environment values cannot hold NUL characters",
-                              "INVALID_REQUEST"))
+    if any("\0" in v for v in request.env.values()) or (
+        request.language != "python" and "\0" in request.code
+    ):
+        await emit(
+            AgentError("the code and environment values cannot hold NUL characters", "INVALID_REQUEST")
+        )
         return False
     try:
         virtual, rel = locate(request.workdir) if request.workdir else (None, "")
@@ -141,8 +145,11 @@ async def execute(
     base = host_root(sandbox.folder, virtual) if virtual is not None else None
     host_dir = (base / rel if rel else base) if base is not None else None
     if base is not None and not await asyncio.to_thread(safefs.is_dir, base, rel):
-        await emit(AgentError(f"workdir {request.workdir!r} is not a directory in the sandbox",
-                          "DIRECTORY_NOT_FOUND"))
+        await emit(
+            AgentError(
+                f"workdir {request.workdir!r} is not a directory in the sandbox", "DIRECTORY_NOT_FOUND"
+            )
+        )
         return False
     async with sandbox.lock:
         if sandbox.ended:
@@ -171,8 +178,13 @@ async def _run_python(ctx, sandbox, request, host_dir, emit, ask, control, start
         if await runner.run_silent(prelude_code(to_set, to_unset, request.env, workdir)):
             sandbox.applied_env = dict(sandbox.env_vars)
     outcome = await runner.run_cell(
-        request.code, allow_stdin=request.allow_stdin, emit=emit, ask=ask, control=control,
-        msg_id=request.msg_id if request.extensions else None, extensions=request.extensions,
+        request.code,
+        allow_stdin=request.allow_stdin,
+        emit=emit,
+        ask=ask,
+        control=control,
+        msg_id=request.msg_id if request.extensions else None,
+        extensions=request.extensions,
         # [ext] only for a client that asked for extensions: others keep HopX's frames
         execution_count=request.execution_count if request.extensions else None,
     )
@@ -201,8 +213,7 @@ async def _run_python(ctx, sandbox, request, host_dir, emit, ask, control, start
 
 def _timeout_error(control: RunControl) -> AgentError:
     seconds = f"{control.timeout:g}"
-    return AgentError(f"execution exceeded its {seconds} s timeout and was interrupted",
-                  "EXECUTION_TIMEOUT")
+    return AgentError(f"execution exceeded its {seconds} s timeout and was interrupted", "EXECUTION_TIMEOUT")
 
 
 async def _died(ctx: Context, sandbox: Sandbox, outcome: CellOutcome, emit, elapsed) -> bool:

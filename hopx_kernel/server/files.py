@@ -90,15 +90,13 @@ class FilesHandler(AgentHandler):
                 entries = await asyncio.to_thread(safefs.list_dir, root, rel)
             except safefs.FsError as exc:
                 if exc.status in (404, 400):
-                    raise ServerError(404, "DIRECTORY_NOT_FOUND", f"not a directory: {raw}") \
-                        from None
+                    raise ServerError(404, "DIRECTORY_NOT_FOUND", f"not a directory: {raw}") from None
                 raise
             items = [list_item(rel, e, self.virtual) for e in entries]
             self.reply({"files": items, "path": raw, "count": len(items)})
         elif action == "read":
             data = await asyncio.to_thread(safefs.read_all, root, rel, MAX_READ_BYTES)
-            self.reply({"content": data.decode("utf-8", errors="replace"), "path": raw,
-                        "size": len(data)})
+            self.reply({"content": data.decode("utf-8", errors="replace"), "path": raw, "size": len(data)})
         elif action == "download":
             await self._download(root, rel)
         else:
@@ -111,8 +109,7 @@ class FilesHandler(AgentHandler):
             self.set_header("Content-Length", str(size))
             sent = 0
             while sent < size:
-                chunk = await asyncio.to_thread(safefs.read_chunk, fd,
-                                                min(safefs.CHUNK, size - sent))
+                chunk = await asyncio.to_thread(safefs.read_chunk, fd, min(safefs.CHUNK, size - sent))
                 if not chunk:
                     break  # it shrank meanwhile: the client sees a short body
                 sent += len(chunk)
@@ -139,8 +136,7 @@ class FilesHandler(AgentHandler):
                 try:
                     data = base64.b64decode(content, validate=True)
                 except (binascii.Error, ValueError) as exc:
-                    raise ServerError(400, "INVALID_REQUEST", "'content' is not valid base64") \
-                        from exc
+                    raise ServerError(400, "INVALID_REQUEST", "'content' is not valid base64") from exc
             else:
                 data = content.encode("utf-8", errors="surrogatepass")
             mode = parse_mode(body.get("mode"))

@@ -114,8 +114,9 @@ class ForkedOutput:
         self.child_fd: int | None = None
 
     def install(self) -> None:
-        os.register_at_fork(before=self._before, after_in_parent=self._after_parent,
-                            after_in_child=self._after_child)
+        os.register_at_fork(
+            before=self._before, after_in_parent=self._after_parent, after_in_child=self._after_child
+        )
 
     # -- the fork ------------------------------------------------------------------------
 

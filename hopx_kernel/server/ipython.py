@@ -65,6 +65,7 @@ WARM_AFTER_IDLE = 1.0
 # Where pip installs for one sandbox (under its home); PYTHONPATH puts it on sys.path.
 SANDBOX_PACKAGES = ".local/pip-packages"
 
+
 def count_code(count: int) -> str:
     """Quiet code numbering the next cell ``count``; ``In`` (a list indexed by number) is
     padded with empty entries for numbers the sandbox never ran (a local magic's)."""
@@ -199,8 +200,10 @@ async def kill_group(pgid: int, tries: int = 40) -> None:
 
 def process_cap_reason(max_procs: int) -> str:
     """Why a sandbox whose kernel went over ``--max-procs`` was ended."""
-    return (f"it started more than {max_procs} processes, the sandbox's process cap "
-            f"(--max-procs / HOPX_LOCAL_MAX_PROCS)")
+    return (
+        f"it started more than {max_procs} processes, the sandbox's process cap "
+        f"(--max-procs / HOPX_LOCAL_MAX_PROCS)"
+    )
 
 
 def death_reason(returncode: int | None, memory_mb: int | None) -> str:
@@ -230,8 +233,14 @@ class IPythonRunner:
         limits: resource caps.
     """
 
-    def __init__(self, folder: Path, env: dict[str, str], runtime_dir: Path, limits: Limits,
-                 read_paths: list[str] | None = None):
+    def __init__(
+        self,
+        folder: Path,
+        env: dict[str, str],
+        runtime_dir: Path,
+        limits: Limits,
+        read_paths: list[str] | None = None,
+    ):
         self.folder = folder
         self.limits = limits
         self._env = dict(env)
@@ -275,8 +284,14 @@ class IPythonRunner:
         km._kernel_spec = KernelSpec(
             # -Xfrozen_modules=off, as `ipykernel install` writes it: the debugger (debugpy,
             # imported by ipykernel at start) then sees every module and says nothing about it
-            argv=[sys.executable, "-Xfrozen_modules=off", "-m", "hopx_kernel.server.kernel_launcher",
-                  "-f", "{connection_file}"],
+            argv=[
+                sys.executable,
+                "-Xfrozen_modules=off",
+                "-m",
+                "hopx_kernel.server.kernel_launcher",
+                "-f",
+                "{connection_file}",
+            ],
             display_name="HopX local sandbox",
             language="python",
             interrupt_mode="signal",
@@ -342,11 +357,12 @@ class IPythonRunner:
         # server's venv is read-only under confinement, and shared by every sandbox anyway.
         packages = home / SANDBOX_PACKAGES
         packages.mkdir(mode=0o700, parents=True, exist_ok=True)  # on sys.path from the start
-        env = {"HOME": str(home),
-               "TMPDIR": str(host_root(self.folder, "/tmp")),
-               "PIP_TARGET": str(packages),
-               "PYTHONPATH": os.pathsep.join(
-                   p for p in (str(packages), self._env.get("PYTHONPATH")) if p)}
+        env = {
+            "HOME": str(home),
+            "TMPDIR": str(host_root(self.folder, "/tmp")),
+            "PIP_TARGET": str(packages),
+            "PYTHONPATH": os.pathsep.join(p for p in (str(packages), self._env.get("PYTHONPATH")) if p),
+        }
         if self.read_paths is not None:
             spec = confinement.rules([str(p) for p in own], self.read_paths)
             env[confinement.ENV] = json.dumps(spec)
@@ -492,8 +508,16 @@ class IPythonRunner:
             self.next_count = count
 
     async def run_cell(
-        self, code: str, *, allow_stdin: bool, emit: Emit, ask: Ask | None, control: RunControl,
-        msg_id: str | None = None, extensions: bool = False, execution_count: int | None = None,
+        self,
+        code: str,
+        *,
+        allow_stdin: bool,
+        emit: Emit,
+        ask: Ask | None,
+        control: RunControl,
+        msg_id: str | None = None,
+        extensions: bool = False,
+        execution_count: int | None = None,
     ) -> CellOutcome:
         """Execute one cell, emitting its output frames in order.
 
@@ -528,8 +552,14 @@ class IPythonRunner:
         if execution_count is not None:
             await self.set_count(execution_count)
         in_order = execution_count is not None
-        content = dict(code=code, silent=False, store_history=True, allow_stdin=allow_stdin,
-                       stop_on_error=False, user_expressions=CWD_EXPRESSION)
+        content = dict(
+            code=code,
+            silent=False,
+            store_history=True,
+            allow_stdin=allow_stdin,
+            stop_on_error=False,
+            user_expressions=CWD_EXPRESSION,
+        )
         request = self._kc.session.msg("execute_request", content)
         if msg_id and msg_id not in self._routes:
             request["header"]["msg_id"] = request["msg_id"] = msg_id
@@ -567,9 +597,7 @@ class IPythonRunner:
                             pending_input.cancel()
                         pending_input = asyncio.create_task(self._answer(emit, ask, content))
                     elif kind == "iopub":
-                        idle = idle or (
-                            msg_type == "status" and content.get("execution_state") == "idle"
-                        )
+                        idle = idle or (msg_type == "status" and content.get("execution_state") == "idle")
                         await self._on_iopub(msg, emit, outcome, extensions, in_order)
                 if await self._supervise(control, watch, outcome):
                     break

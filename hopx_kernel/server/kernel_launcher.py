@@ -139,8 +139,7 @@ def _patch_streams() -> None:
         # a new cell is never steady, or the previous cell's closing flush would hold it
         # back for the steady interval (back-to-back cells: first output ~107 ms, not 5)
         state = state_of(self)
-        quiet = (state.key is not state.flushed_key
-                 or time.monotonic() - state.flushed_at > 2 * FLUSH_STEADY)
+        quiet = state.key is not state.flushed_key or time.monotonic() - state.flushed_at > 2 * FLUSH_STEADY
         interval = FLUSH_FIRST if quiet else FLUSH_STEADY
         self.pub_thread.schedule(lambda: self._io_loop.call_later(interval, self._flush))
 
@@ -249,7 +248,8 @@ def _blocking_iopub() -> None:
             context.sockopts.pop(zmq.SNDHWM, None)
             context.sockopts.pop(zmq.XPUB_NODROP, None)
 
-    kernelapp.IPKernelApp.init_iopub = init_iopub
+    # replacing ipykernel's method is the point (guarded by test_ipykernel_internals.py)
+    kernelapp.IPKernelApp.init_iopub = init_iopub  # type: ignore[method-assign]
 
 
 def _drop_session_vars() -> None:

@@ -56,5 +56,11 @@ def log_request(handler: Any) -> None:
     uri = redact_uri(request.uri)
     if len(uri) > MAX_LOGGED_URI:
         uri = uri[:MAX_LOGGED_URI] + f"...({len(uri)} chars)"
-    log("%d %s %s (%s) %.2fms", status, request.method, uri,
-        request.remote_ip, 1000.0 * request.request_time())
+    log(
+        "%d %s %s (%s) %.2fms",
+        status,
+        request.method,
+        uri,
+        request.remote_ip,
+        1000.0 * request.request_time(),
+    )

@@ -85,48 +85,82 @@ def make_undumpable() -> bool:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``serve`` command line."""
-    p = argparse.ArgumentParser(prog="hopx-kernel serve",
-                                description="Run the local HopX-compatible sandbox server.")
+    p = argparse.ArgumentParser(
+        prog="hopx-kernel serve", description="Run the local HopX-compatible sandbox server."
+    )
     p.add_argument("--host", default="127.0.0.1", help="loopback address to bind")
     p.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
     p.add_argument("--token", default=None, help="API key to require (default: random)")
-    p.add_argument("--parent-pid", type=int, default=None,
-                   help="exit when this process ends")
+    p.add_argument("--parent-pid", type=int, default=None, help="exit when this process ends")
     p.add_argument("--root", default=None, help="folder for sandbox folders (default: temp)")
-    p.add_argument("--remove-root", action="store_true",
-                   help="remove --root on exit, also when --parent-pid ended (embedded mode)")
+    p.add_argument(
+        "--remove-root",
+        action="store_true",
+        help="remove --root on exit, also when --parent-pid ended (embedded mode)",
+    )
     p.add_argument("--pool-size", type=int, default=1, help="warm IPython kernels to keep")
-    p.add_argument("--no-pool-refill", dest="pool_refill", action="store_false",
-                   help="start the --pool-size kernels once and do not replace those taken "
-                        "(embedded mode: its one sandbox is made at once, and a spare kernel "
-                        "would only cost memory until the kernel ends)")
-    p.add_argument("--memory-limit-mb", type=int, default=None,
-                   help="address-space cap per sandbox process (RLIMIT_AS)")
-    p.add_argument("--max-procs", type=int, default=None,
-                   help="process cap per sandbox user (RLIMIT_NPROC)")
-    p.add_argument("--max-sandboxes", type=int, default=MAX_SANDBOXES,
-                   help=f"live sandboxes at most; more creates answer 429 (default "
-                        f"{MAX_SANDBOXES})")
-    p.add_argument("--client-timeout", type=float, default=60.0,
-                   help="seconds a stream client may read nothing (output or pings) before "
-                        "it is dropped and its execution stopped (default 60)")
-    p.add_argument("--token-ttl", type=float, default=24 * 3600.0,
-                   help="seconds an agent token stays valid (default 24 h)")
-    p.add_argument("--public-url", default=None,
-                   help="agent URL to advertise as public_host/direct_url (default: the "
-                        "server's own base_url), e.g. a loopback proxy in front of it")
-    p.add_argument("--tls-cert", default=None,
-                   help="PEM certificate (chain) to serve https/wss with (testing); needs --tls-key")
+    p.add_argument(
+        "--no-pool-refill",
+        dest="pool_refill",
+        action="store_false",
+        help="start the --pool-size kernels once and do not replace those taken "
+        "(embedded mode: its one sandbox is made at once, and a spare kernel "
+        "would only cost memory until the kernel ends)",
+    )
+    p.add_argument(
+        "--memory-limit-mb", type=int, default=None, help="address-space cap per sandbox process (RLIMIT_AS)"
+    )
+    p.add_argument("--max-procs", type=int, default=None, help="process cap per sandbox user (RLIMIT_NPROC)")
+    p.add_argument(
+        "--max-sandboxes",
+        type=int,
+        default=MAX_SANDBOXES,
+        help=f"live sandboxes at most; more creates answer 429 (default {MAX_SANDBOXES})",
+    )
+    p.add_argument(
+        "--client-timeout",
+        type=float,
+        default=60.0,
+        help="seconds a stream client may read nothing (output or pings) before "
+        "it is dropped and its execution stopped (default 60)",
+    )
+    p.add_argument(
+        "--token-ttl",
+        type=float,
+        default=24 * 3600.0,
+        help="seconds an agent token stays valid (default 24 h)",
+    )
+    p.add_argument(
+        "--public-url",
+        default=None,
+        help="agent URL to advertise as public_host/direct_url (default: the "
+        "server's own base_url), e.g. a loopback proxy in front of it",
+    )
+    p.add_argument(
+        "--tls-cert",
+        default=None,
+        help="PEM certificate (chain) to serve https/wss with (testing); needs --tls-key",
+    )
     p.add_argument("--tls-key", default=None, help="PEM private key for --tls-cert")
-    p.add_argument("--stream-idle-timeout", type=float, default=120.0,
-                   help="seconds a reused /execute/stream socket may stay idle (default 120)")
-    p.add_argument("--no-stream-reuse", action="store_true",
-                   help="one execution per /execute/stream socket, as HopX documents it")
-    p.add_argument("--no-extensions", dest="extensions", action="store_false",
-                   help="testing: behave as a plain HopX agent (no stream extensions "
-                        "advertised; \"extensions\": 1 in an execute frame is ignored)")
-    p.add_argument("--log-level", default="info",
-                   choices=["debug", "info", "warning", "error", "critical"])
+    p.add_argument(
+        "--stream-idle-timeout",
+        type=float,
+        default=120.0,
+        help="seconds a reused /execute/stream socket may stay idle (default 120)",
+    )
+    p.add_argument(
+        "--no-stream-reuse",
+        action="store_true",
+        help="one execution per /execute/stream socket, as HopX documents it",
+    )
+    p.add_argument(
+        "--no-extensions",
+        dest="extensions",
+        action="store_false",
+        help="testing: behave as a plain HopX agent (no stream extensions "
+        'advertised; "extensions": 1 in an execute frame is ignored)',
+    )
+    p.add_argument("--log-level", default="info", choices=["debug", "info", "warning", "error", "critical"])
     return p
 
 
@@ -147,8 +181,10 @@ async def serve(args: argparse.Namespace) -> int:
     """Run until a signal or the parent's end; returns the exit status."""
     hide_initial_environment()
     if not make_undumpable():
-        log.warning("could not mark the server non-dumpable (prctl); sandbox code running as "
-                    "the same user may read its environment and memory")
+        log.warning(
+            "could not mark the server non-dumpable (prctl); sandbox code running as "
+            "the same user may read its environment and memory"
+        )
     made_root = args.root is None
     root = Path(args.root or tempfile.mkdtemp(prefix="hopx-local-")).resolve()
     root.mkdir(parents=True, exist_ok=True)
@@ -160,24 +196,32 @@ async def serve(args: argparse.Namespace) -> int:
     kernel_env = dict(base_env)
     if package_parent not in kernel_env.get("PYTHONPATH", "").split(os.pathsep):
         kernel_env["PYTHONPATH"] = os.pathsep.join(
-            p for p in (package_parent, kernel_env.get("PYTHONPATH")) if p)
+            p for p in (package_parent, kernel_env.get("PYTHONPATH")) if p
+        )
 
     abi = confinement.abi_version()
     read_paths = confinement.read_paths(root, [package_parent]) if abi else None
     if abi:
         log.info("sandboxes are confined with Landlock (ABI %d)", abi)
     else:
-        log.warning("Landlock is not available on this kernel (Linux >= 5.13 with Landlock "
-                    "enabled): sandboxes are NOT confined; their code can read and change "
-                    "each other's folders and files of this user")
-    pool = KernelPool(root, args.pool_size,
-                      lambda folder: IPythonRunner(folder, kernel_env, runtime, limits,
-                                                   read_paths),
-                      refill=args.pool_refill)
+        log.warning(
+            "Landlock is not available on this kernel (Linux >= 5.13 with Landlock "
+            "enabled): sandboxes are NOT confined; their code can read and change "
+            "each other's folders and files of this user"
+        )
+    pool = KernelPool(
+        root,
+        args.pool_size,
+        lambda folder: IPythonRunner(folder, kernel_env, runtime, limits, read_paths),
+        refill=args.pool_refill,
+    )
     registry = Registry(pool, token_ttl=args.token_ttl, max_sandboxes=args.max_sandboxes)
-    state = ServerState(api_key=args.token or auth.new_token(), registry=registry,
-                        ctx=Context(registry, base_env, limits, confined_abi=abi),
-                        extensions=args.extensions)
+    state = ServerState(
+        api_key=args.token or auth.new_token(),
+        registry=registry,
+        ctx=Context(registry, base_env, limits, confined_abi=abi),
+        extensions=args.extensions,
+    )
     state.stream_reuse = not args.no_stream_reuse
     state.client_timeout = args.client_timeout
     state.stream_idle_timeout = args.stream_idle_timeout
@@ -188,8 +232,7 @@ async def serve(args: argparse.Namespace) -> int:
     # the address it listens on: --host ::1 is http://[::1]:PORT (127.0.0.1 is not bound then)
     state.base_url = listen_url(scheme, args.host, port)
     state.public_url = (args.public_url or state.base_url).rstrip("/")
-    server = HTTPServer(make_app(state), max_body_size=MAX_BODY, xheaders=False,
-                        ssl_options=tls)
+    server = HTTPServer(make_app(state), max_body_size=MAX_BODY, xheaders=False, ssl_options=tls)
     server.add_sockets(sockets)
     pool.start()
 
@@ -241,12 +284,17 @@ def main(argv: list[str] | None = None) -> int:
     """Entry point of ``hopx-kernel serve``; returns the exit status."""
     args = build_parser().parse_args(argv)
     if not auth.is_loopback_bind(args.host):
-        print(f"hopx-kernel serve: --host {args.host!r} is not a loopback address; the local "
-              "sandbox only listens on 127.0.0.1 (or localhost, ::1)", file=sys.stderr)
+        print(
+            f"hopx-kernel serve: --host {args.host!r} is not a loopback address; the local "
+            "sandbox only listens on 127.0.0.1 (or localhost, ::1)",
+            file=sys.stderr,
+        )
         return 2
     if args.public_url is not None and not auth.is_loopback_origin(args.public_url):
-        print(f"hopx-kernel serve: --public-url {args.public_url!r} must be an http(s) URL on "
-              "loopback", file=sys.stderr)
+        print(
+            f"hopx-kernel serve: --public-url {args.public_url!r} must be an http(s) URL on loopback",
+            file=sys.stderr,
+        )
         return 2
     if (args.tls_cert is None) != (args.tls_key is None):
         print("hopx-kernel serve: --tls-cert and --tls-key go together", file=sys.stderr)
@@ -255,8 +303,11 @@ def main(argv: list[str] | None = None) -> int:
         if path is not None and not os.path.isfile(path):
             print(f"hopx-kernel serve: cannot read {path!r} (--tls-cert/--tls-key)", file=sys.stderr)
             return 2
-    logging.basicConfig(level=args.log_level.upper(), stream=sys.stderr,
-                        format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(
+        level=args.log_level.upper(),
+        stream=sys.stderr,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
     # requests answered 4xx (a missing file, an expired sandbox) reach the client as its
     # error; the access log shows them at info level and below, never in a quiet (embedded) run
     quiet = logging.getLevelName(args.log_level.upper()) >= logging.WARNING

@@ -80,8 +80,9 @@ def locate(path: object) -> tuple[str, str]:
     except UnicodeEncodeError:
         raise ServerError(400, "INVALID_PATH", "'path' is not valid Unicode text") from None
     if encoded > MAX_PATH_BYTES:
-        raise ServerError(400, "INVALID_PATH", f"'path' is {encoded} bytes, over the "
-                          f"{MAX_PATH_BYTES}-byte limit")
+        raise ServerError(
+            400, "INVALID_PATH", f"'path' is {encoded} bytes, over the {MAX_PATH_BYTES}-byte limit"
+        )
     if path == "~" or path.startswith("~/"):
         path = HOME + path[1:]
     absolute = posixpath.normpath(posixpath.join(WORKSPACE, path))
@@ -90,14 +91,14 @@ def locate(path: object) -> tuple[str, str]:
             break
     else:
         raise PathNotAllowed(path)
-    rel = absolute[len(virtual):].lstrip("/")
+    rel = absolute[len(virtual) :].lstrip("/")
     parts = rel.split("/") if rel else []
     if len(parts) > MAX_DEPTH:
-        raise ServerError(400, "INVALID_PATH", f"'path' is nested {len(parts)} levels deep, "
-                          f"over the limit of {MAX_DEPTH}")
+        raise ServerError(
+            400, "INVALID_PATH", f"'path' is nested {len(parts)} levels deep, over the limit of {MAX_DEPTH}"
+        )
     if any(len(p.encode("utf-8")) > MAX_NAME_BYTES for p in parts):
-        raise ServerError(400, "INVALID_PATH", f"a name in 'path' is over {MAX_NAME_BYTES} "
-                          "bytes")
+        raise ServerError(400, "INVALID_PATH", f"a name in 'path' is over {MAX_NAME_BYTES} bytes")
     return virtual, rel
 
 

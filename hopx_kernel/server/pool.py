@@ -44,9 +44,13 @@ def free_fds() -> int | None:
 
 
 def _out_of_fds() -> ServerError:
-    return ServerError(503, "SERVICE_UNAVAILABLE", "the local sandbox server is out of file "
-                       "descriptors (its open-file limit, ulimit -n); end a sandbox or raise "
-                       "the limit")
+    return ServerError(
+        503,
+        "SERVICE_UNAVAILABLE",
+        "the local sandbox server is out of file "
+        "descriptors (its open-file limit, ulimit -n); end a sandbox or raise "
+        "the limit",
+    )
 
 
 def new_sandbox_id() -> str:

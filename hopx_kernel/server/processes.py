@@ -90,9 +90,12 @@ class ProcessTable:
     def get(self, process_id: str) -> Process:
         proc = self._all.get(process_id)
         if proc is None:
-            raise ServerError(404, "PROCESS_NOT_FOUND",
-                              f"no background process {process_id!r} in this sandbox; "
-                              "GET /execute/processes lists them", {"process_id": process_id})
+            raise ServerError(
+                404,
+                "PROCESS_NOT_FOUND",
+                f"no background process {process_id!r} in this sandbox; GET /execute/processes lists them",
+                {"process_id": process_id},
+            )
         return proc
 
     def list(self) -> list[Process]:

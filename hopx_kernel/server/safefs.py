@@ -41,8 +41,7 @@ _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC
 
 
 class _OpenHow(ctypes.Structure):
-    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64),
-                ("resolve", ctypes.c_uint64)]
+    _fields_ = [("flags", ctypes.c_uint64), ("mode", ctypes.c_uint64), ("resolve", ctypes.c_uint64)]
 
 
 _libc = ctypes.CDLL(None, use_errno=True)
@@ -74,8 +73,9 @@ def _os_error(exc: OSError, path: str) -> FsError:
     if e == errno.ENOENT:
         return _refused(path, "no such file or directory", 404, "FILE_NOT_FOUND")
     if e in (errno.EXDEV, errno.ELOOP):
-        return _refused(path, "the path leaves the sandbox's folder through a symlink (or "
-                        "loops)", 403, "PATH_NOT_ALLOWED")
+        return _refused(
+            path, "the path leaves the sandbox's folder through a symlink (or loops)", 403, "PATH_NOT_ALLOWED"
+        )
     if e == errno.ENOTDIR:
         return _refused(path, "a part of the path is not a directory", 400, "INVALID_PATH")
     if e == errno.EISDIR:
@@ -91,8 +91,7 @@ def _os_error(exc: OSError, path: str) -> FsError:
     if e in (errno.ENOSPC, errno.EDQUOT, errno.EFBIG):
         return _refused(path, "no space left for this file", 507, "INSUFFICIENT_STORAGE")
     if e in (errno.EMFILE, errno.ENFILE):
-        return _refused(path, "the server is out of file descriptors", 503,
-                        "SERVICE_UNAVAILABLE")
+        return _refused(path, "the server is out of file descriptors", 503, "SERVICE_UNAVAILABLE")
     return _refused(path, f"cannot be used ({os.strerror(e or 0)})", 400, "INVALID_PATH")
 
 
@@ -101,10 +100,10 @@ def _openat2(dir_fd: int, rel: str, flags: int, mode: int) -> int | None:
     global _openat2_works
     if _openat2_works is False:
         return None
-    how = _OpenHow(flags | os.O_CLOEXEC, mode if flags & os.O_CREAT else 0,
-                   _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS)
-    fd = _libc.syscall(_SYS_OPENAT2, dir_fd, os.fsencode(rel or "."), ctypes.byref(how),
-                       ctypes.sizeof(how))
+    how = _OpenHow(
+        flags | os.O_CLOEXEC, mode if flags & os.O_CREAT else 0, _RESOLVE_BENEATH | _RESOLVE_NO_MAGICLINKS
+    )
+    fd = _libc.syscall(_SYS_OPENAT2, dir_fd, os.fsencode(rel or "."), ctypes.byref(how), ctypes.sizeof(how))
     if fd >= 0:
         _openat2_works = True
         return fd
@@ -170,8 +169,9 @@ def _regular(fd: int, rel: str) -> os.stat_result:
     if stat.S_ISDIR(info.st_mode):
         raise _refused(rel, "is a directory")
     if not stat.S_ISREG(info.st_mode):
-        raise _refused(rel, "is not a regular file (a FIFO, socket or device); only regular "
-                       "files are read and written")
+        raise _refused(
+            rel, "is not a regular file (a FIFO, socket or device); only regular files are read and written"
+        )
     return info
 
 
@@ -206,8 +206,9 @@ def list_dir(root: Path, rel: str) -> list[Entry]:
             except OSError:
                 continue  # removed meanwhile
             is_directory = stat.S_ISDIR(info.st_mode)
-            out.append(Entry(name, is_directory, 0 if is_directory else info.st_size,
-                             info.st_mtime, info.st_mode))
+            out.append(
+                Entry(name, is_directory, 0 if is_directory else info.st_size, info.st_mtime, info.st_mode)
+            )
         return out
 
 
@@ -224,8 +225,9 @@ def open_regular(root: Path, rel: str, max_bytes: int | None = None) -> tuple[in
     with _fd(root, rel, os.O_RDONLY | os.O_NONBLOCK | os.O_NOCTTY) as fd:
         info = _regular(fd, rel)
         if max_bytes is not None and info.st_size > max_bytes:
-            raise _refused(rel, f"is {info.st_size} bytes, over the {max_bytes}-byte limit "
-                           "here", 413, "FILE_TOO_LARGE")
+            raise _refused(
+                rel, f"is {info.st_size} bytes, over the {max_bytes}-byte limit here", 413, "FILE_TOO_LARGE"
+            )
         return os.dup(fd), info.st_size
 
 
@@ -242,8 +244,7 @@ def read_all(root: Path, rel: str, max_bytes: int) -> bytes:
         while chunk := os.read(fd, CHUNK):
             total += len(chunk)
             if total > max_bytes:  # it grew since the check
-                raise _refused(rel, f"is over the {max_bytes}-byte limit here", 413,
-                               "FILE_TOO_LARGE")
+                raise _refused(rel, f"is over the {max_bytes}-byte limit here", 413, "FILE_TOO_LARGE")
             parts.append(chunk)
         return b"".join(parts)
     finally:
@@ -270,8 +271,9 @@ def make_dirs(root: Path, rel: str) -> None:
                 nxt = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
             except OSError as exc:
                 if exc.errno in (errno.ENOTDIR, errno.ELOOP):
-                    raise _refused(rel, "a file or symlink is in the way", 409,
-                                   "FILE_ALREADY_EXISTS") from None
+                    raise _refused(
+                        rel, "a file or symlink is in the way", 409, "FILE_ALREADY_EXISTS"
+                    ) from None
                 raise _os_error(exc, rel) from None
             if fd != root_fd:
                 os.close(fd)
@@ -295,12 +297,19 @@ def open_for_write(root: Path, rel: str) -> int:
     make_dirs(root, parent)
     with _fd(root, parent, _DIR_FLAGS) as dir_fd:
         try:
-            fd = os.open(name, os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK
-                         | os.O_NOCTTY | os.O_CLOEXEC, 0o666, dir_fd=dir_fd)
+            fd = os.open(
+                name,
+                os.O_WRONLY | os.O_CREAT | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_NOCTTY | os.O_CLOEXEC,
+                0o666,
+                dir_fd=dir_fd,
+            )
         except OSError as exc:
             if exc.errno == errno.ENXIO:  # a FIFO nobody reads
-                raise _refused(rel, "is not a regular file (a FIFO, socket or device); only "
-                               "regular files are read and written") from None
+                raise _refused(
+                    rel,
+                    "is not a regular file (a FIFO, socket or device); only "
+                    "regular files are read and written",
+                ) from None
             raise _os_error(exc, rel) from None
     try:
         _regular(fd, rel)
@@ -315,7 +324,7 @@ def write_all(fd: int, data: bytes | memoryview) -> None:
     """Write all of ``data`` to ``fd``."""
     view = memoryview(data)
     while view:
-        view = view[os.write(fd, view[:CHUNK]):]
+        view = view[os.write(fd, view[:CHUNK]) :]
 
 
 def chmod(fd: int, mode: int) -> None:

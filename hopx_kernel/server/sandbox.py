@@ -92,8 +92,9 @@ class Registry:
         pool: where ready kernels come from.
     """
 
-    def __init__(self, pool: KernelPool, token_ttl: float = TOKEN_TTL,
-                 max_sandboxes: int = MAX_SANDBOXES) -> None:
+    def __init__(
+        self, pool: KernelPool, token_ttl: float = TOKEN_TTL, max_sandboxes: int = MAX_SANDBOXES
+    ) -> None:
         self.token_ttl = token_ttl
         self.max_sandboxes = max_sandboxes
         self._creating = 0
@@ -122,10 +123,12 @@ class Registry:
         """
         if len(self._live) + self._creating >= self.max_sandboxes:
             raise ServerError(
-                429, "RATE_LIMITED",
+                429,
+                "RATE_LIMITED",
                 f"this local sandbox server already runs {self.max_sandboxes} sandboxes, its "
                 "cap (--max-sandboxes); delete one (DELETE /v1/sandboxes/<id>) and retry",
-                {"max_sandboxes": self.max_sandboxes})
+                {"max_sandboxes": self.max_sandboxes},
+            )
         self._creating += 1
         try:
             sandbox_id, folder, runner = await self._pool.take()
@@ -167,9 +170,7 @@ class Registry:
             ServerError: 401 for a missing, unknown or expired token.
         """
         if not token:
-            raise ServerError(
-                401, "AUTHENTICATION_REQUIRED", "missing 'Authorization: Bearer <auth_token>'"
-            )
+            raise ServerError(401, "AUTHENTICATION_REQUIRED", "missing 'Authorization: Bearer <auth_token>'")
         digest = _digest(token)
         sandbox_id = self._tokens.get(digest)
         if sandbox_id is None:

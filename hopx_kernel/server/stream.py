@@ -81,7 +81,6 @@ class StreamHandler(SandboxWebSocket):
 
     # ------------------------------------------------------------ handshake
 
-
     def open(self, *args: Any, **kwargs: Any) -> None:
         # Frames are small and latency-bound: without TCP_NODELAY, Nagle's algorithm holds
         # ``complete`` behind ``result`` until the client's delayed ACK (~40 ms per cell).
@@ -118,8 +117,7 @@ class StreamHandler(SandboxWebSocket):
         self._writing.add_done_callback(_retrieve)
         return True
 
-    async def _wait_for_client(self, writing: asyncio.Future | None,
-                               control: RunControl | None) -> bool:
+    async def _wait_for_client(self, writing: asyncio.Future | None, control: RunControl | None) -> bool:
         """Wait until ``writing`` is sent; False when ``control`` began stopping first.
         A client that takes nothing for ``client_timeout`` seconds is disconnected."""
         if writing is None:
@@ -130,8 +128,9 @@ class StreamHandler(SandboxWebSocket):
                 return writing.done()
             waits.add(asyncio.ensure_future(control.stopping.wait()))
         try:
-            done, _ = await asyncio.wait(waits, timeout=self.state.client_timeout,
-                                         return_when=asyncio.FIRST_COMPLETED)
+            done, _ = await asyncio.wait(
+                waits, timeout=self.state.client_timeout, return_when=asyncio.FIRST_COMPLETED
+            )
         finally:
             for w in waits:
                 w.cancel()
@@ -140,8 +139,7 @@ class StreamHandler(SandboxWebSocket):
                 writing.result()
             return True
         if not done:  # the client took nothing for client_timeout seconds: drop it
-            log.info("dropping a stream client that read nothing for %g s",
-                     self.state.client_timeout)
+            log.info("dropping a stream client that read nothing for %g s", self.state.client_timeout)
             self._drop_client()
         return False
 
@@ -170,8 +168,7 @@ class StreamHandler(SandboxWebSocket):
             self._idle = None
         size = len(message) if isinstance(message, bytes) else len(message.encode("utf-8"))
         if size > frames.MAX_FRAME_BYTES:
-            await self._refuse(f"frame of {size} bytes is larger than the 1 MiB limit",
-                               "INVALID_REQUEST")
+            await self._refuse(f"frame of {size} bytes is larger than the 1 MiB limit", "INVALID_REQUEST")
             return
         try:
             frame = frames.parse_client_frame(message)
@@ -180,22 +177,24 @@ class StreamHandler(SandboxWebSocket):
             return
         if isinstance(frame, Execute):
             if self._task is not None:
-                await self.emit(AgentError("an execution is already running on this connection",
-                                           "INVALID_REQUEST"))
+                await self.emit(
+                    AgentError("an execution is already running on this connection", "INVALID_REQUEST")
+                )
                 return
             request = as_run(frame, self.state.extensions)
             self._extensions = request.extensions
             if self.sandbox is None:  # (get() refuses the upgrade without one)
                 raise RuntimeError("execute on a connection without a sandbox")
             control = self._control = RunControl(request.timeout)
-            self._task = asyncio.get_running_loop().create_task(
-                self._run(self.sandbox, request, control))
+            self._task = asyncio.get_running_loop().create_task(self._run(self.sandbox, request, control))
         elif self._task is None:
-            await self._refuse(f"the first frame must be 'execute', got "
-                               f"{frames.to_dict(frame)['type']!r}", "INVALID_REQUEST")
+            await self._refuse(
+                f"the first frame must be 'execute', got {frames.to_dict(frame)['type']!r}", "INVALID_REQUEST"
+            )
         elif not self._extensions:  # [ext] client frames, unknown to a HopX agent
-            await self.emit(AgentError(f"unknown frame type {frames.to_dict(frame)['type']!r}",
-                                       "INVALID_REQUEST"))
+            await self.emit(
+                AgentError(f"unknown frame type {frames.to_dict(frame)['type']!r}", "INVALID_REQUEST")
+            )
         elif isinstance(frame, Interrupt) and self._control is not None:  # (set with _task)
             self._control.interrupt()
         elif isinstance(frame, InputReply):
@@ -226,8 +225,7 @@ class StreamHandler(SandboxWebSocket):
             )
         except Exception:
             log.exception("execution failed inside the local sandbox server")
-            await self.emit(AgentError("internal error in the local sandbox server",
-                                       "INTERNAL_ERROR"))
+            await self.emit(AgentError("internal error in the local sandbox server", "INTERNAL_ERROR"))
         finally:
             self._done = True
             control.finish()
@@ -243,8 +241,7 @@ class StreamHandler(SandboxWebSocket):
         # the socket stays open for the next execute frame (docs/protocol.md §2.5 [ext])
         self._task = self._control = None
         self._done = False
-        self._idle = asyncio.get_running_loop().call_later(
-            self.state.stream_idle_timeout, self._close_idle)
+        self._idle = asyncio.get_running_loop().call_later(self.state.stream_idle_timeout, self._close_idle)
         await self._wait_for_client(self._writing, None)
 
     def _close_idle(self) -> None:

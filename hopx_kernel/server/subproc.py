@@ -82,8 +82,7 @@ async def run_process(
     is confined like the sandbox's kernel.
     """
     if confinement.ENV in env:
-        env = {**env, "PYTHONPATH": os.pathsep.join(
-            p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)}
+        env = {**env, "PYTHONPATH": os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)}
         argv = [sys.executable, "-m", "hopx_kernel.server.confinement", *argv]
     proc = await asyncio.create_subprocess_exec(
         *argv,

@@ -144,8 +144,9 @@ class UploadHandler(AgentHandler):
             if spool is None:  # (cannot be: prepare() spools every POST)
                 raise RuntimeError("upload without a spool file")
             await asyncio.to_thread(spool.flush)
-            raw, size = await asyncio.to_thread(store, spool.fileno(), self._size,
-                                                self._boundary, self.sandbox.folder)
+            raw, size = await asyncio.to_thread(
+                store, spool.fileno(), self._size, self._boundary, self.sandbox.folder
+            )
         finally:
             self._close()
         self.reply({"success": True, "path": raw, "size": size})

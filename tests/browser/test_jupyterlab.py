@@ -37,14 +37,20 @@ KERNEL_NAME = "hopx-remote-python"
 KERNEL_DISPLAY = "HopX Remote Python"
 NOTEBOOK = "test.ipynb"
 CHROMIUM_ARGS = [
-    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
 ]
 
-START_TIMEOUT = 90.0      # JupyterLab answering /api/status
-KERNEL_TIMEOUT = 90.0     # kernel idle after the page opened (embedded server start included)
-STEP_TIMEOUT = 45_000     # ms, any one UI wait
-STOP_TIMEOUT = 30.0       # SIGTERM -> exit
+START_TIMEOUT = 90.0  # JupyterLab answering /api/status
+KERNEL_TIMEOUT = 90.0  # kernel idle after the page opened (embedded server start included)
+STEP_TIMEOUT = 45_000  # ms, any one UI wait
+STOP_TIMEOUT = 30.0  # SIGTERM -> exit
 
 
 def _free_port() -> int:
@@ -71,13 +77,13 @@ class Lab:
         spec = share / "kernels" / KERNEL_NAME / "kernel.json"
         assert spec.is_file(), (
             f"kernelspec {KERNEL_NAME} not found at {spec}; run "
-            f"`{sys.executable} -m hopx_kernel install --sys-prefix` (make setup does)")
+            f"`{sys.executable} -m hopx_kernel install --sys-prefix` (make setup does)"
+        )
         home = self.root.parent
         settings = home / "lab-settings"
         for plugin, values in {
             # no news/update toasts over the notebook
-            "@jupyterlab/apputils-extension/notification": {
-                "fetchNews": "false", "checkForUpdates": False},
+            "@jupyterlab/apputils-extension/notification": {"fetchNews": "false", "checkForUpdates": False},
             # every cell in the DOM, whatever the viewport
             "@jupyterlab/notebook-extension/tracker": {"windowingMode": "none"},
         }.items():
@@ -95,23 +101,34 @@ class Lab:
             IPYTHONDIR=str(home / "ipython"),
         )
         cmd = [
-            sys.executable, "-m", "jupyterlab", "--no-browser",
-            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={self.port}",
-            "--ServerApp.port_retries=0", "--ServerApp.open_browser=False",
-            f"--ServerApp.root_dir={self.root}", f"--IdentityProvider.token={self.token}",
+            sys.executable,
+            "-m",
+            "jupyterlab",
+            "--no-browser",
+            "--ServerApp.ip=127.0.0.1",
+            f"--ServerApp.port={self.port}",
+            "--ServerApp.port_retries=0",
+            "--ServerApp.open_browser=False",
+            f"--ServerApp.root_dir={self.root}",
+            f"--IdentityProvider.token={self.token}",
             "--ServerApp.terminals_enabled=False",
         ]
         if os.geteuid() == 0:
             cmd.append("--allow-root")
         self._log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=self._log,
-                                     stderr=subprocess.STDOUT, env=env, cwd=str(self.root))
+        self.proc = subprocess.Popen(
+            cmd,
+            stdin=subprocess.DEVNULL,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=env,
+            cwd=str(self.root),
+        )
         deadline = time.monotonic() + START_TIMEOUT
         last_error = None
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
-                raise AssertionError(f"JupyterLab exited with {self.proc.returncode}:\n"
-                                     f"{self.log_tail()}")
+                raise AssertionError(f"JupyterLab exited with {self.proc.returncode}:\n{self.log_tail()}")
             try:
                 status = self.api("GET", "/api/status", timeout=5)
                 if "started" in status:
@@ -119,8 +136,9 @@ class Lab:
             except (OSError, urllib.error.URLError) as exc:
                 last_error = exc
             time.sleep(0.25)  # poll interval, not synchronisation
-        raise AssertionError(f"JupyterLab not ready within {START_TIMEOUT} s "
-                             f"(last error: {last_error}):\n{self.log_tail()}")
+        raise AssertionError(
+            f"JupyterLab not ready within {START_TIMEOUT} s (last error: {last_error}):\n{self.log_tail()}"
+        )
 
     def descendants(self) -> list[psutil.Process]:
         try:
@@ -153,8 +171,12 @@ class Lab:
     # -- REST ------------------------------------------------------------------------------
     def api(self, method: str, path: str, body: dict | None = None, timeout: float = 30):
         data = None if body is None else json.dumps(body).encode()
-        req = urllib.request.Request(self.base + path, data=data, method=method, headers={
-            "Authorization": f"token {self.token}", "Content-Type": "application/json"})
+        req = urllib.request.Request(
+            self.base + path,
+            data=data,
+            method=method,
+            headers={"Authorization": f"token {self.token}", "Content-Type": "application/json"},
+        )
         with urllib.request.urlopen(req, timeout=timeout) as resp:
             raw = resp.read()
         return json.loads(raw) if raw else None
@@ -220,14 +242,22 @@ def _describe(procs: list[psutil.Process]) -> list[str]:
 
 def _new_notebook(lab: Lab) -> None:
     nb = {
-        "cells": [{"cell_type": "code", "execution_count": None, "id": "c0", "metadata": {},
-                   "outputs": [], "source": ""}],
+        "cells": [
+            {
+                "cell_type": "code",
+                "execution_count": None,
+                "id": "c0",
+                "metadata": {},
+                "outputs": [],
+                "source": "",
+            }
+        ],
         "metadata": {
-            "kernelspec": {"name": KERNEL_NAME, "display_name": KERNEL_DISPLAY,
-                           "language": "python"},
+            "kernelspec": {"name": KERNEL_NAME, "display_name": KERNEL_DISPLAY, "language": "python"},
             "language_info": {"name": "python"},
         },
-        "nbformat": 4, "nbformat_minor": 5,
+        "nbformat": 4,
+        "nbformat_minor": 5,
     }
     lab.api("PUT", f"/api/contents/{NOTEBOOK}", {"type": "notebook", "content": nb})
 
@@ -271,28 +301,36 @@ def test_jupyterlab_hopx_kernel_in_chromium(lab, browser_tools, tmp_path):
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
             str(tmp_path / "chromium-profile"),  # a fresh --user-data-dir
-            executable_path=str(browser_tools.chromium), headless=True,
-            args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 900})
+            executable_path=str(browser_tools.chromium),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 900},
+        )
         page = context.pages[0] if context.pages else context.new_page()
         page.set_default_timeout(STEP_TIMEOUT)
         try:
             # 2. the notebook, on our kernel
-            page.goto(f"{lab.base}/lab/tree/{NOTEBOOK}?token={lab.token}",
-                      wait_until="domcontentloaded", timeout=STEP_TIMEOUT)
+            page.goto(
+                f"{lab.base}/lab/tree/{NOTEBOOK}?token={lab.token}",
+                wait_until="domcontentloaded",
+                timeout=STEP_TIMEOUT,
+            )
             panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
             expect(panel.locator(".jp-Toolbar-kernelName")).to_contain_text(KERNEL_DISPLAY)
-            expect(page.locator(".jp-StatusBar-Widget").filter(has_text=KERNEL_DISPLAY)
-                   .first).to_be_visible()
+            expect(page.locator(".jp-StatusBar-Widget").filter(has_text=KERNEL_DISPLAY).first).to_be_visible()
             expect(panel.locator(".jp-Notebook-ExecutionIndicator")).to_have_attribute(
-                "data-status", "idle", timeout=KERNEL_TIMEOUT * 1000)
+                "data-status", "idle", timeout=KERNEL_TIMEOUT * 1000
+            )
             sessions = lab.api("GET", "/api/sessions")
             assert [s["kernel"]["name"] for s in sessions] == [KERNEL_NAME], sessions
 
             # 3. live streaming: "first line" shows while the cell still runs
-            cell = _run_in_cell(page, 0, "import time; print('first line', flush=True); "
-                                         "time.sleep(4); print('second line')")
-            seen = page.wait_for_function(_STREAM_PROBE, arg=[0], polling="raf",
-                                          timeout=KERNEL_TIMEOUT * 1000).json_value()
+            cell = _run_in_cell(
+                page, 0, "import time; print('first line', flush=True); time.sleep(4); print('second line')"
+            )
+            seen = page.wait_for_function(
+                _STREAM_PROBE, arg=[0], polling="raf", timeout=KERNEL_TIMEOUT * 1000
+            ).json_value()
             assert seen["running"], f"'first line' only appeared once the cell ended: {seen}"
             print(f"streaming probe: {seen}")
             expect(cell.locator(".jp-OutputArea")).to_contain_text("second line")
@@ -320,11 +358,12 @@ def test_jupyterlab_hopx_kernel_in_chromium(lab, browser_tools, tmp_path):
             expect(editor).to_have_text("sandbox_val")
             page.keyboard.press("Tab")
             completer = page.locator(".jp-Completer:visible")
-            expect(editor.or_(completer).filter(has_text="sandbox_value_xyz").first
-                   ).to_be_visible()
-            print(f"completer popup shown: {bool(completer.count())} "
-                  f"{completer.locator('.jp-Completer-item').all_inner_texts()} "
-                  f"editor={editor.inner_text()!r}")
+            expect(editor.or_(completer).filter(has_text="sandbox_value_xyz").first).to_be_visible()
+            print(
+                f"completer popup shown: {bool(completer.count())} "
+                f"{completer.locator('.jp-Completer-item').all_inner_texts()} "
+                f"editor={editor.inner_text()!r}"
+            )
             if completer.count():  # several matches: pick ours from the list
                 completer.locator(".jp-Completer-item", has_text="sandbox_value_xyz").click()
             expect(editor).to_have_text("sandbox_value_xyz")
@@ -335,16 +374,22 @@ def test_jupyterlab_hopx_kernel_in_chromium(lab, browser_tools, tmp_path):
             # in the sandbox show exactly what JupyterLab's processText port predicts (the
             # parity test shows a local kernel sends the same bytes); the completer's
             # documentation requests (inspect with the cursor past the code) are answered
-            cell = _run_in_cell(page, 5, f"import json, sys; P = json.load(open({str(PIP_FILE)!r}))"
-                                         "['chunks']; [sys.stdout.write(c) or sys.stdout.flush() "
-                                         "for c in P]; None")
+            cell = _run_in_cell(
+                page,
+                5,
+                f"import json, sys; P = json.load(open({str(PIP_FILE)!r}))"
+                "['chunks']; [sys.stdout.write(c) or sys.stdout.flush() "
+                "for c in P]; None",
+            )
             expect(cell.locator(".jp-InputPrompt")).to_have_text("[6]:")
-            [expected] = rendered_streams([("stream", {"name": "stdout", "text": c})
-                                           for c in PIP_PROGRESS])
+            [expected] = rendered_streams([("stream", {"name": "stdout", "text": c}) for c in PIP_PROGRESS])
             shown = cell.locator(".jp-OutputArea-output").first.inner_text()
             assert shown.rstrip("\n") == expected.rstrip("\n"), (shown, expected)
-            quiet = [line for line in lab.log_tail(200_000).splitlines()
-                     if re.search(r"/inspect|\[hopx-kernel|hopx_kernel\.| 400 ", line)]
+            quiet = [
+                line
+                for line in lab.log_tail(200_000).splitlines()
+                if re.search(r"/inspect|\[hopx-kernel|hopx_kernel\.| 400 ", line)
+            ]
             assert quiet == [], quiet
 
             # 7. a picture for a person
@@ -374,5 +419,7 @@ def test_jupyterlab_hopx_kernel_in_chromium(lab, browser_tools, tmp_path):
     leftover = _ours(_alive(alive))
     assert not leftover, f"hopx_kernel processes left after shutdown: {_describe(leftover)}"
     assert status in (0, -signal.SIGTERM), f"JupyterLab exited with {status}:\n{lab.log_tail()}"
-    print(f"browser test body took {time.monotonic() - test_started:.1f} s "
-          f"(installs/checks: {browser_tools.install_seconds:.1f} s)")
+    print(
+        f"browser test body took {time.monotonic() - test_started:.1f} s "
+        f"(installs/checks: {browser_tools.install_seconds:.1f} s)"
+    )

@@ -35,7 +35,8 @@ def _wait_idle(page, expect) -> None:
     panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
     expect(panel.locator(".jp-Toolbar-kernelName")).to_contain_text(KERNEL_DISPLAY)
     expect(panel.locator(".jp-Notebook-ExecutionIndicator")).to_have_attribute(
-        "data-status", "idle", timeout=KERNEL_TIMEOUT * 1000)
+        "data-status", "idle", timeout=KERNEL_TIMEOUT * 1000
+    )
 
 
 @pytest.mark.timeout(600)
@@ -46,15 +47,22 @@ def test_widgets_in_jupyterlab(lab, browser_tools, tmp_path):
     expect.set_options(timeout=STEP_TIMEOUT)
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=str(browser_tools.chromium),
-            headless=True, args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 1000})
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(browser_tools.chromium),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 1000},
+        )
         page = context.pages[0] if context.pages else context.new_page()
         page.set_default_timeout(STEP_TIMEOUT)
         console: list[str] = []
         page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
         try:
-            page.goto(f"{lab.base}/lab/tree/{NOTEBOOK}?token={lab.token}",
-                      wait_until="domcontentloaded", timeout=STEP_TIMEOUT)
+            page.goto(
+                f"{lab.base}/lab/tree/{NOTEBOOK}?token={lab.token}",
+                wait_until="domcontentloaded",
+                timeout=STEP_TIMEOUT,
+            )
             _wait_idle(page, expect)
 
             # 1. a slider, moved with the keyboard, read back by the next cell
@@ -69,8 +77,9 @@ def test_widgets_in_jupyterlab(lab, browser_tools, tmp_path):
             expect(cell.locator(".jp-OutputArea")).to_contain_text("value 7")
 
             # 2. a tqdm.notebook bar reaches 100%
-            cell = _run_in_cell(page, 2, "from tqdm.notebook import tqdm; "
-                                         "_ = list(tqdm(range(40), desc='work'))")
+            cell = _run_in_cell(
+                page, 2, "from tqdm.notebook import tqdm; _ = list(tqdm(range(40), desc='work'))"
+            )
             expect(cell.locator(".jp-OutputArea")).to_contain_text("100%")
             expect(cell.locator(".jp-OutputArea")).to_contain_text("40/40")
             page.screenshot(path=str(ARTIFACTS / "widgets.png"), full_page=True)
@@ -84,8 +93,9 @@ def test_widgets_in_jupyterlab(lab, browser_tools, tmp_path):
             _wait_idle(page, expect)
             first = page.locator(".jp-Notebook .jp-Cell").nth(0)
             expect(first.locator(".widget-slider .widget-readout")).to_have_text("7")
-            expect(page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-OutputArea")
-                   ).to_contain_text("100%")
+            expect(page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-OutputArea")).to_contain_text(
+                "100%"
+            )
             page.screenshot(path=str(ARTIFACTS / "widgets-reloaded.png"), full_page=True)
         except BaseException:
             try:
@@ -107,13 +117,20 @@ def test_a_breakpoint_stops_a_cell_and_continue_resumes_it(lab, browser_tools, t
     expect.set_options(timeout=STEP_TIMEOUT)
     with sync_playwright() as pw:
         context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"), executable_path=str(browser_tools.chromium),
-            headless=True, args=CHROMIUM_ARGS, viewport={"width": 1280, "height": 1000})
+            str(tmp_path / "chromium-profile"),
+            executable_path=str(browser_tools.chromium),
+            headless=True,
+            args=CHROMIUM_ARGS,
+            viewport={"width": 1280, "height": 1000},
+        )
         page = context.pages[0] if context.pages else context.new_page()
         page.set_default_timeout(STEP_TIMEOUT)
         try:
-            page.goto(f"{lab.base}/lab/tree/{NOTEBOOK}?token={lab.token}",
-                      wait_until="domcontentloaded", timeout=STEP_TIMEOUT)
+            page.goto(
+                f"{lab.base}/lab/tree/{NOTEBOOK}?token={lab.token}",
+                wait_until="domcontentloaded",
+                timeout=STEP_TIMEOUT,
+            )
             _wait_idle(page, expect)
             # the sandbox loads Jedi when idle: let it, before debugpy traces everything
             cell = _run_in_cell(page, 0, "import os; x = 1")
@@ -139,8 +156,9 @@ def test_a_breakpoint_stops_a_cell_and_continue_resumes_it(lab, browser_tools, t
             expect(page.locator(".jp-DebuggerCallstackFrame").first).to_be_visible()
             expect(cell.locator(".jp-OutputArea")).not_to_contain_text("after")
             page.screenshot(path=str(ARTIFACTS / "debugger-stopped.png"), full_page=True)
-            page.locator('.jp-DebuggerCallstack-header button[title^="Continue"], '
-                         'jp-button[title^="Continue"]').first.click()
+            page.locator(
+                '.jp-DebuggerCallstack-header button[title^="Continue"], jp-button[title^="Continue"]'
+            ).first.click()
             expect(cell.locator(".jp-OutputArea")).to_contain_text("after 42")
             page.screenshot(path=str(ARTIFACTS / "debugger-continued.png"), full_page=True)
         except BaseException:

@@ -47,8 +47,10 @@ STREAM_ORDER = (
 #: Cells whose outputs cannot be the same: source → (kind, reason). Kind "skip": outputs not
 #: compared (the execution count still is).
 PARITY_EXCEPTIONS = {
-    "%hopx": ("skip", "only the HopX kernel has %hopx (it describes the sandbox); a local "
-              "kernel answers UsageError"),
+    "%hopx": (
+        "skip",
+        "only the HopX kernel has %hopx (it describes the sandbox); a local kernel answers UsageError",
+    ),
     "print('out'); print('err', file=sys.stderr); print('out again')": ("stream-order", STREAM_ORDER),
 }
 
@@ -120,8 +122,11 @@ def normalise(messages: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
         if msg_type == "stream" and out and out[-1][0] == "stream" and out[-1][1]["name"] == content["name"]:
             out[-1] = ("stream", {"name": content["name"], "text": out[-1][1]["text"] + content["text"]})
             continue
-        if _is_update(msg_type, content) and out and _is_update(*out[-1]) and (
-            out[-1][1].get("comm_id") == content.get("comm_id")
+        if (
+            _is_update(msg_type, content)
+            and out
+            and _is_update(*out[-1])
+            and (out[-1][1].get("comm_id") == content.get("comm_id"))
         ):
             # how many intermediate states a widget sends is timing (tqdm redraws every
             # 0.1 s): consecutive updates of one widget compare as their merged state
@@ -155,8 +160,13 @@ def streams_per_run(messages: list[tuple[str, dict]]) -> list[tuple[str, dict]]:
 
 def _is_update(msg_type: str, content: dict) -> bool:
     data = content.get("data")
-    return (msg_type == "comm_msg" and isinstance(data, dict) and data.get("method") == "update"
-            and isinstance(data.get("state"), dict) and not data.get("buffer_paths"))
+    return (
+        msg_type == "comm_msg"
+        and isinstance(data, dict)
+        and data.get("method") == "update"
+        and isinstance(data.get("state"), dict)
+        and not data.get("buffer_paths")
+    )
 
 
 # ------------------------------------------------------------------ what JupyterLab renders
@@ -177,13 +187,13 @@ def process_text(index: int, text: str, current: str = "") -> tuple[str, int]:
         ('xycdef', 2)
     """
     if not any(c in text for c in "\b\r\n"):
-        return current[:index] + text + current[index + len(text):], index + len(text)
+        return current[:index] + text + current[index + len(text) :], index + len(text)
     pos, start = index, 0
     while True:
         match = _CONTROL.search(text, start)
         stop = match.start() if match else len(text)
         piece = text[start:stop]
-        current = current[:pos] + piece + current[pos + len(piece):]
+        current = current[:pos] + piece + current[pos + len(piece) :]
         pos += len(piece)
         if match is None:
             return current, pos
@@ -191,7 +201,7 @@ def process_text(index: int, text: str, current: str = "") -> tuple[str, int]:
         char = text[stop]
         if char == "\b":
             if pos > 0 and current[pos - 1] != "\n":
-                current = current[: pos - 1] + current[pos + 1:]
+                current = current[: pos - 1] + current[pos + 1 :]
                 pos -= 1
         elif char == "\r":
             while pos > 0 and current[pos - 1] != "\n":

@@ -58,8 +58,13 @@ def test_the_error_names_the_exception(mode_kernel):
 
 def test_input_is_answered_or_refused_clearly(mode_kernel):
     mode, _, kc = mode_kernel
-    cell = execute(kc, "name = input('name? ')\nprint('hi', name)", allow_stdin=True,
-                   stdin_answer=lambda content: "Ada", timeout=30)
+    cell = execute(
+        kc,
+        "name = input('name? ')\nprint('hi', name)",
+        allow_stdin=True,
+        stdin_answer=lambda content: "Ada",
+        timeout=30,
+    )
     if mode == "extensions":
         assert cell.status == "ok" and cell.stream().endswith("hi Ada\n")
     else:

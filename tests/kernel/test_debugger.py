@@ -25,8 +25,10 @@ _seq = itertools.count(1)
 
 def debug(kc, command: str, arguments: dict | None = None) -> dict:
     """One DAP request on the control channel; the ``debug_reply`` content."""
-    msg = kc.session.msg("debug_request", {"type": "request", "seq": next(_seq),
-                                           "command": command, "arguments": arguments or {}})
+    msg = kc.session.msg(
+        "debug_request",
+        {"type": "request", "seq": next(_seq), "command": command, "arguments": arguments or {}},
+    )
     kc.control_channel.send(msg)
     deadline = time.monotonic() + TIMEOUT
     while True:
@@ -56,18 +58,31 @@ def test_breakpoint_stops_the_cell_and_continue_resumes_it():
         kc.complete("import os; os.pa", 16)
         while kc.get_shell_msg(timeout=TIMEOUT)["msg_type"] != "complete_reply":
             pass
-        reply = debug(kc, "initialize", {
-            "clientID": "test-client", "clientName": "testClient", "adapterID": "",
-            "pathFormat": "path", "linesStartAt1": True, "columnsStartAt1": True,
-            "supportsVariableType": True, "supportsVariablePaging": True,
-            "supportsRunInTerminalRequest": True, "locale": "en",
-        })
+        reply = debug(
+            kc,
+            "initialize",
+            {
+                "clientID": "test-client",
+                "clientName": "testClient",
+                "adapterID": "",
+                "pathFormat": "path",
+                "linesStartAt1": True,
+                "columnsStartAt1": True,
+                "supportsVariableType": True,
+                "supportsVariablePaging": True,
+                "supportsRunInTerminalRequest": True,
+                "locale": "en",
+            },
+        )
         assert reply["success"], reply
         assert debug(kc, "attach")["success"]
         code = "def f(a, b):\n    c = a + b\n    return c\n\nresult = f(2, 3)\nprint('resumed', result)\n"
         source = debug(kc, "dumpCell", {"code": code})["body"]["sourcePath"]
-        reply = debug(kc, "setBreakpoints", {"breakpoints": [{"line": 2}], "source": {"path": source},
-                                             "sourceModified": False})
+        reply = debug(
+            kc,
+            "setBreakpoints",
+            {"breakpoints": [{"line": 2}], "source": {"path": source}, "sourceModified": False},
+        )
         assert reply["success"] and reply["body"]["breakpoints"][0]["verified"]
         assert debug(kc, "debugInfo")["success"]
         assert debug(kc, "configurationDone")["success"]
@@ -82,8 +97,12 @@ def test_breakpoint_stops_the_cell_and_continue_resumes_it():
         assert frames[0]["name"] == "f" and frames[0]["line"] == 2
         scopes = debug(kc, "scopes", {"frameId": frames[0]["id"]})["body"]["scopes"]
         local = next(s for s in scopes if s["name"] == "Locals")
-        names = {v["name"]: v["value"] for v in debug(
-            kc, "variables", {"variablesReference": local["variablesReference"]})["body"]["variables"]}
+        names = {
+            v["name"]: v["value"]
+            for v in debug(kc, "variables", {"variablesReference": local["variablesReference"]})["body"][
+                "variables"
+            ]
+        }
         assert names["a"] == "2" and names["b"] == "3"
         rich = debug(kc, "richInspectVariables", {"variableName": "a", "frameId": frames[0]["id"]})
         assert rich["success"] and rich["body"]["data"]["text/plain"] == "2"
@@ -97,8 +116,11 @@ def test_breakpoint_stops_the_cell_and_continue_resumes_it():
             if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "stream":
                 out += msg["content"]["text"]
             reply = None
-            if msg["parent_header"].get("msg_id") == msg_id and msg["msg_type"] == "status" \
-                    and msg["content"]["execution_state"] == "idle":
+            if (
+                msg["parent_header"].get("msg_id") == msg_id
+                and msg["msg_type"] == "status"
+                and msg["content"]["execution_state"] == "idle"
+            ):
                 status = kc.get_shell_msg(timeout=TIMEOUT)["content"]["status"]
         assert out == "resumed 5\n" and status == "ok"
         assert debug(kc, "disconnect", {"restart": False, "terminateDebuggee": True})["success"]

@@ -20,8 +20,10 @@ def test_output_arrives_while_the_cell_still_runs(kc, tmp_path):
     # output back until the end would never finish the cell (a timeout), however slow the
     # machine, and a fast one passes without a wall-clock bound
     release = tmp_path / "release"
-    code = ("import os, time\nprint('first')\n"
-            f"while not os.path.exists({str(release)!r}):\n    time.sleep(0.01)\nprint('second')")
+    code = (
+        "import os, time\nprint('first')\n"
+        f"while not os.path.exists({str(release)!r}):\n    time.sleep(0.01)\nprint('second')"
+    )
 
     def on_output(cell):
         if "first" in cell.stream("stdout"):
@@ -46,7 +48,13 @@ def test_stdout_and_stderr_keep_their_order(kc):
                 runs[-1][1] += content["text"]
             else:
                 runs.append([content["name"], content["text"]])
-    assert runs == [["stdout", "a\n"], ["stderr", "b\n"], ["stdout", "c\n"], ["stderr", "d\n"], ["stdout", "e\n"]]
+    assert runs == [
+        ["stdout", "a\n"],
+        ["stderr", "b\n"],
+        ["stdout", "c\n"],
+        ["stderr", "d\n"],
+        ["stdout", "e\n"],
+    ]
 
 
 def test_carriage_returns_reach_the_frontend_untouched(kc):

@@ -35,8 +35,14 @@ class HopxKernelTests(jupyter_kernel_test.KernelTests):
         {"code": "[n*n for n in range(4)]", "result": "[0, 1, 4, 9]"},
     ]
     code_display_data = [
-        {"code": "from IPython.display import HTML, display; display(HTML('<b>test</b>'))", "mime": "text/html"},
-        {"code": "from IPython.display import Math, display; display(Math('\\\\frac{1}{2}'))", "mime": "text/latex"},
+        {
+            "code": "from IPython.display import HTML, display; display(HTML('<b>test</b>'))",
+            "mime": "text/html",
+        },
+        {
+            "code": "from IPython.display import Math, display; display(Math('\\\\frac{1}{2}'))",
+            "mime": "text/latex",
+        },
     ]
     code_history_pattern = "1?2*"
     supported_history_operations = ("tail", "range", "search")
@@ -93,7 +99,9 @@ def test_hopx_upload_and_download_round_trip(kc, tmp_path):
     src.write_bytes(payload)
     cell = execute(kc, f"%hopx upload {src} inbox/data.bin")
     assert cell.status == "ok", cell.reply
-    check = execute(kc, "import hashlib\nprint(hashlib.sha256(open('inbox/data.bin', 'rb').read()).hexdigest())")
+    check = execute(
+        kc, "import hashlib\nprint(hashlib.sha256(open('inbox/data.bin', 'rb').read()).hexdigest())"
+    )
     assert check.stream().strip() == hashlib.sha256(payload).hexdigest()
     back = tmp_path / "back.bin"
     cell = execute(kc, f"%hopx download inbox/data.bin {back}")
@@ -119,7 +127,10 @@ def test_hopx_magic_misuse_is_a_usage_error(kc):
 def test_vscode_finds_the_kernel_through_kernelspec_list():
     out = subprocess.run(
         [sys.executable, "-m", "jupyter", "kernelspec", "list", "--json"],
-        check=True, capture_output=True, text=True, timeout=60,
+        check=True,
+        capture_output=True,
+        text=True,
+        timeout=60,
     ).stdout
     spec = json.loads(out)["kernelspecs"][KERNEL_NAME]["spec"]
     assert spec["display_name"] == "HopX Remote Python"

@@ -87,7 +87,9 @@ def test_sigkill_of_the_kernel_takes_the_sandbox_with_it():
 def test_killed_local_server_is_reported_and_the_next_cell_gets_a_new_sandbox():
     with running_kernel() as (km, kc):
         assert execute(kc, "lost = 1").status == "ok"
-        server = next(p for p in family(km.provisioner.pid)[1:] if "hopx_kernel.server" in " ".join(p.cmdline()))
+        server = next(
+            p for p in family(km.provisioner.pid)[1:] if "hopx_kernel.server" in " ".join(p.cmdline())
+        )
         inner = server.children(recursive=True)
         server.kill()
         wait_gone([server], timeout=10)

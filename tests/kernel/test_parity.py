@@ -61,8 +61,9 @@ class RecordingClient(NotebookClient):
 
 def run(nb, kernel: str, folder: Path, stderr_path: Path, assist: bool = False):
     """Run ``nb`` on ``kernel``: (per-cell messages, execution counts, assist replies)."""
-    client = RecordingClient(nb, kernel_name=kernel, timeout=90, allow_errors=True,
-                             resources={"metadata": {"path": str(folder)}})
+    client = RecordingClient(
+        nb, kernel_name=kernel, timeout=90, allow_errors=True, resources={"metadata": {"path": str(folder)}}
+    )
     replies = []
     with stderr_path.open("w") as err, client.setup_kernel(stderr=err):
         for index, cell in enumerate(nb.cells):
@@ -93,12 +94,17 @@ async def _ask(method, *args):
 
 
 def _normalise_reply(content: dict) -> dict:
-    return {k: (normalise_text(v) if isinstance(v, str) else v) if k != "data" else
-            {m: normalise_text(t) for m, t in v.items()} for k, v in content.items()}
+    return {
+        k: (normalise_text(v) if isinstance(v, str) else v)
+        if k != "data"
+        else {m: normalise_text(t) for m, t in v.items()}
+        for k, v in content.items()
+    }
 
 
 def both(nb_factory, tmp_path: Path, assist: bool = False):
     """Run the notebook on both kernels at once (each in its own thread and event loop)."""
+
     def one(kernel):
         folder = tmp_path / kernel
         folder.mkdir()
@@ -119,8 +125,10 @@ def diff(cells: list[str], local: dict, hopx: dict, exceptions: dict[int, tuple[
         a, b = view(local.get(index, [])), view(hopx.get(index, []))
         if a != b:
             at = next((i for i, (x, y) in enumerate(zip(a, b, strict=False)) if x != y), min(len(a), len(b)))
-            problems.append(f"cell {index} ({source[:40]!r}), {len(a)} vs {len(b)} messages, "
-                            f"first difference at {at}:\n  local {a[at:at + 2]!r}\n  hopx  {b[at:at + 2]!r}")
+            problems.append(
+                f"cell {index} ({source[:40]!r}), {len(a)} vs {len(b)} messages, "
+                f"first difference at {at}:\n  local {a[at : at + 2]!r}\n  hopx  {b[at : at + 2]!r}"
+            )
     return problems
 
 
@@ -134,9 +142,15 @@ def test_parity_notebook_gives_the_same_messages_counts_and_completions(tmp_path
     assert not problems, "\n".join(problems)
     # the points of issue 13, spelled out so a regression names itself
     by_source = {s: i for i, s in enumerate(cells)}
-    result = [c for t, c in normalise(hopx[by_source["sorted(Out), Out.get(4), _, _4, In[4]"]]) if t == "execute_result"]
+    result = [
+        c
+        for t, c in normalise(hopx[by_source["sorted(Out), Out.get(4), _, _4, In[4]"]])
+        if t == "execute_result"
+    ]
     assert result[0]["data"]["text/plain"] == "([4], 42, 42, 42, '42')"
-    figure = [t for t, _ in normalise(hopx[by_source["import matplotlib.pyplot as plt\n\nplt.plot([1, 2, 4])"]])]
+    figure = [
+        t for t, _ in normalise(hopx[by_source["import matplotlib.pyplot as plt\n\nplt.plot([1, 2, 4])"]])
+    ]
     assert figure == ["execute_result", "display_data"]
     traceback = [c["traceback"] for t, c in hopx[by_source["1/0"]] if t == "error"][0]
     assert "Cell In[6], line 1" in ANSI.sub("", "\n".join(traceback))
@@ -149,8 +163,11 @@ def test_parity_notebook_gives_the_same_messages_counts_and_completions(tmp_path
     # a quiet terminal: nothing from the HopX kernel or its local server in normal use
     # beyond what ipykernel itself prints for a local kernel too
     local_lines = set((tmp_path / f"{LOCAL}.stderr").read_text().splitlines())
-    noise = [line for line in (tmp_path / f"{HOPX}.stderr").read_text().splitlines()
-             if line.strip() and line not in local_lines and not FOREIGN_NOISE.search(line)]
+    noise = [
+        line
+        for line in (tmp_path / f"{HOPX}.stderr").read_text().splitlines()
+        if line.strip() and line not in local_lines and not FOREIGN_NOISE.search(line)
+    ]
     assert noise == []
 
 
@@ -164,7 +181,11 @@ def test_example_notebook_gives_the_same_messages_as_a_local_kernel(path, tmp_pa
     assert hopx_counts == local_counts
     nb = load()
     code_indices = [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
-    exceptions = {cell: why for (stem, n), why in NOTEBOOK_EXCEPTIONS.items()
-                  if stem == path.stem for cell in [code_indices[n]]}
+    exceptions = {
+        cell: why
+        for (stem, n), why in NOTEBOOK_EXCEPTIONS.items()
+        if stem == path.stem
+        for cell in [code_indices[n]]
+    }
     problems = diff([c.source for c in nb.cells], local, hopx, exceptions)
     assert not problems, "\n".join(problems)

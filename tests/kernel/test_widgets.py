@@ -76,8 +76,9 @@ def test_slider_model_arrives_before_its_view_and_frontend_update_is_read_back(k
     reply, msgs = run(kc, "import ipywidgets as w\ns = w.IntSlider()\ns")
     assert reply["status"] == "ok", reply
     slider = widget_id(msgs, "IntSliderModel")
-    opened = next(i for i, m in enumerate(msgs) if m["msg_type"] == "comm_open"
-                  and m["content"]["comm_id"] == slider)
+    opened = next(
+        i for i, m in enumerate(msgs) if m["msg_type"] == "comm_open" and m["content"]["comm_id"] == slider
+    )
     shown = next(i for i, m in enumerate(msgs) if WIDGET_VIEW in m["content"].get("data", {}))
     assert opened < shown
     assert msgs[shown]["content"]["data"][WIDGET_VIEW]["model_id"] == slider
@@ -87,8 +88,9 @@ def test_slider_model_arrives_before_its_view_and_frontend_update_is_read_back(k
     assert cell.stream("stdout") == "42\n"
     # ipywidgets 8 echoes an update, parented by the frontend's message (headers kept)
     update = send_comm(kc, slider, {"method": "update", "state": {"value": 43}, "buffer_paths": []})
-    echo = wait_iopub(kc, lambda m: m["msg_type"] == "comm_msg"
-                      and m["content"]["data"].get("method") == "echo_update")
+    echo = wait_iopub(
+        kc, lambda m: m["msg_type"] == "comm_msg" and m["content"]["data"].get("method") == "echo_update"
+    )
     assert echo["parent_header"]["msg_id"] == update
     assert echo["content"]["data"]["state"] == {"value": 43}
     # comm_info answered from the sandbox lists it
@@ -127,9 +129,14 @@ def test_a_thread_update_arrives_after_its_cell_ended(kc):
     bar = widget_id(msgs, "IntProgressModel")
     # the cell is over; the frontend's change wakes the thread, whose update comes back
     send_comm(kc, bar, {"method": "update", "state": {"description": "go"}, "buffer_paths": []})
-    update = wait_iopub(kc, lambda m: m["msg_type"] == "comm_msg"
-                        and m["content"]["comm_id"] == bar
-                        and m["content"]["data"].get("state", {}).get("value") == 7)
+    update = wait_iopub(
+        kc,
+        lambda m: (
+            m["msg_type"] == "comm_msg"
+            and m["content"]["comm_id"] == bar
+            and m["content"]["data"].get("state", {}).get("value") == 7
+        ),
+    )
     assert update["content"]["data"]["method"] == "update"
 
 

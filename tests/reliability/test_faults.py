@@ -132,9 +132,12 @@ def test_sandbox_expiry_mid_cell_is_explained_and_the_next_cell_works(proxied_se
     with kernel(cloud_env(proxied_server)) as (_, kc):
         first = sandbox_id(kc)
         # HOPX_SANDBOX_TIMEOUT is at least 60 s: shorten this sandbox's life from outside
-        req = Request(f"{proxied_server.base_url}/v1/sandboxes/{first}/timeout", method="PUT",
-                      data=json.dumps({"timeout_seconds": 3}).encode(),
-                      headers={"X-API-Key": proxied_server.api_key, "Content-Type": "application/json"})
+        req = Request(
+            f"{proxied_server.base_url}/v1/sandboxes/{first}/timeout",
+            method="PUT",
+            data=json.dumps({"timeout_seconds": 3}).encode(),
+            headers={"X-API-Key": proxied_server.api_key, "Content-Type": "application/json"},
+        )
         with urlopen(req, timeout=10) as resp:
             assert resp.status == 200
         cell = execute(kc, LINES.format(n=200, pause=0.05), timeout=30)
@@ -170,15 +173,18 @@ class FaultFront:
                     front.creates += 1
                     if front.creates <= front.fail:
                         details = {"retry_after_seconds": front.retry_after} if front.retry_after else {}
-                        payload = json.dumps({"error": {"message": "injected fault", "code": "FAULT",
-                                                        "details": details}}).encode()
+                        payload = json.dumps(
+                            {"error": {"message": "injected fault", "code": "FAULT", "details": details}}
+                        ).encode()
                         self.send_response(front.status)
                         self.send_header("Content-Type", "application/json")
                         self.send_header("Content-Length", str(len(payload)))
                         self.end_headers()
                         self.wfile.write(payload)
                         return
-                headers = {k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")}
+                headers = {
+                    k: v for k, v in self.headers.items() if k.lower() not in ("host", "content-length")
+                }
                 req = Request(front.target + self.path, data=body, method=self.command, headers=headers)
                 try:
                     with urlopen(req, timeout=30) as resp:
@@ -195,7 +201,9 @@ class FaultFront:
 
         self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
         self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}"
-        self.thread = threading.Thread(target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        self.thread = threading.Thread(
+            target=self.httpd.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True
+        )
         self.thread.start()
 
     def close(self):
@@ -215,10 +223,13 @@ def test_control_plane_fault_is_retried_with_backoff(proxied_server, status):
         front.close()
 
 
-@pytest.mark.parametrize("status, ename, text", [
-    (503, "HopxServerError", "injected fault"),
-    (429, "HopxRateLimited", "injected fault"),
-])
+@pytest.mark.parametrize(
+    "status, ename, text",
+    [
+        (503, "HopxServerError", "injected fault"),
+        (429, "HopxRateLimited", "injected fault"),
+    ],
+)
 def test_control_plane_that_keeps_refusing_is_one_clear_error(proxied_server, status, ename, text):
     front = FaultFront(proxied_server.base_url, status, fail=4, retry_after=0.2)
     try:

@@ -38,8 +38,17 @@ from websockets.exceptions import ConnectionClosed
 from ..support.kernels import execute, start_kernel, stop_kernel
 
 CELL_TIMEOUT = 20
-KNOWN = ("stdout", "stderr", "result", "complete", "error", "display", "clear_output", "input_request",
-         "jupyter")
+KNOWN = (
+    "stdout",
+    "stderr",
+    "result",
+    "complete",
+    "error",
+    "display",
+    "clear_output",
+    "input_request",
+    "jupyter",
+)
 DISCONNECTED = ("SandboxDisconnected", "SandboxStalled")
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -116,8 +125,13 @@ class Hostile:
 
     async def _start(self) -> None:
         self.agent = await serve(
-            self._agent, "127.0.0.1", 0, process_request=self._agent_http,
-            compression=None, ping_interval=None, max_size=1 << 20,
+            self._agent,
+            "127.0.0.1",
+            0,
+            process_request=self._agent_http,
+            compression=None,
+            ping_interval=None,
+            max_size=1 << 20,
         )
         self.agent_url = f"http://127.0.0.1:{self.agent.sockets[0].getsockname()[1]}"
         outer = self
@@ -129,9 +143,13 @@ class Hostile:
             def obj(self, sid: str) -> dict:
                 now = datetime.now(timezone.utc)
                 return {
-                    "id": sid, "status": "running", "public_host": outer.agent_url,
-                    "auth_token": "tok", "token_expires_at": _rfc3339(now + timedelta(hours=24)),
-                    "expires_at": _rfc3339(now + timedelta(hours=1)), "created_at": _rfc3339(now),
+                    "id": sid,
+                    "status": "running",
+                    "public_host": outer.agent_url,
+                    "auth_token": "tok",
+                    "token_expires_at": _rfc3339(now + timedelta(hours=24)),
+                    "expires_at": _rfc3339(now + timedelta(hours=1)),
+                    "created_at": _rfc3339(now),
                     "template_name": "code-interpreter",
                 }
 
@@ -159,11 +177,13 @@ class Hostile:
                     outer.deleted.append(sid)
                 self.finish({})
 
-        app = tornado.web.Application([
-            (r"/v1/sandboxes", Sandboxes),
-            (r"/v1/sandboxes/([^/]+)", Sandboxes),
-            (r"/v1/sandboxes/([^/]+)/(token/refresh|timeout|pause|resume)", Sandboxes),
-        ])
+        app = tornado.web.Application(
+            [
+                (r"/v1/sandboxes", Sandboxes),
+                (r"/v1/sandboxes/([^/]+)", Sandboxes),
+                (r"/v1/sandboxes/([^/]+)/(token/refresh|timeout|pause|resume)", Sandboxes),
+            ]
+        )
         sockets = tornado.netutil.bind_sockets(0, "127.0.0.1")
         self.http = tornado.httpserver.HTTPServer(app)
         self.http.add_sockets(sockets)
@@ -181,7 +201,9 @@ class Hostile:
             with self._lock:
                 status = self.refuse
             if status is not None:
-                return connection.respond(status, json.dumps({"error": {"message": "refused", "code": "NOPE"}}))
+                return connection.respond(
+                    status, json.dumps({"error": {"message": "refused", "code": "NOPE"}})
+                )
             return None
         return connection.respond(404, "{}")
 
@@ -244,14 +266,16 @@ def hostile():
 @pytest.fixture(scope="module")
 def kernel(hostile):
     """One cloud-mode kernel against the hostile endpoint, shared by the module."""
-    km, kc = start_kernel({
-        "HOPX_API_KEY": "anything",
-        "HOPX_BASE_URL": hostile.base_url,
-        # pings run all the time (no ending here is a silent agent); the timeout leaves room
-        # for a loaded machine, so a slow pong is not taken for a stall
-        "HOPX_PING_INTERVAL": "1",
-        "HOPX_PING_TIMEOUT": "5",
-    })
+    km, kc = start_kernel(
+        {
+            "HOPX_API_KEY": "anything",
+            "HOPX_BASE_URL": hostile.base_url,
+            # pings run all the time (no ending here is a silent agent); the timeout leaves room
+            # for a loaded machine, so a slow pong is not taken for a stall
+            "HOPX_PING_INTERVAL": "1",
+            "HOPX_PING_TIMEOUT": "5",
+        }
+    )
     yield km, kc
     stop_kernel(km, kc)
 
@@ -281,6 +305,7 @@ def only_error(cell) -> dict:
 #   ("input",)         an input request             ("complete", ok) the cell ends
 #   ("lost",)          the kernel must drop the connection (invalid UTF-8 in a text frame)
 #   None               nothing visible (keepalive, unknown, malformed and skipped, ...)
+
 
 def _dump(obj, ascii_only: bool) -> str:
     text = json.dumps(obj, ensure_ascii=ascii_only)
@@ -312,17 +337,28 @@ json_values = st.recursive(
     lambda inner: st.one_of(st.lists(inner, max_size=4), st.dictionaries(texts, inner, max_size=4)),
     max_leaves=12,
 )
-mime_bundles = st.dictionaries(st.sampled_from(["text/plain", "text/html", "image/png", "application/json", "x/y"]), json_values, max_size=3)
+mime_bundles = st.dictionaries(
+    st.sampled_from(["text/plain", "text/html", "image/png", "application/json", "x/y"]),
+    json_values,
+    max_size=3,
+)
 json_objects = st.dictionaries(texts, json_values, max_size=3)
 # wrongly typed values, built directly (filtering json_values would discard too much)
 _lists = st.lists(json_values, max_size=3)
 _dicts = st.dictionaries(texts, json_values, max_size=3)
 _numbers = st.one_of(st.booleans(), st.integers(), st.floats(allow_nan=False, allow_infinity=False))
 not_str = st.one_of(st.none(), _numbers, _lists, _dicts)
-not_int = st.one_of(st.none(), st.booleans(), st.floats(allow_nan=False, allow_infinity=False), texts, _lists, _dicts)
+not_int = st.one_of(
+    st.none(), st.booleans(), st.floats(allow_nan=False, allow_infinity=False), texts, _lists, _dicts
+)
 not_dict = st.one_of(st.none(), _numbers, texts, _lists)
 some_not_dict = st.one_of(_numbers, texts, _lists)  # not null
-truthy_not_dict = st.one_of(st.just(True), st.integers(min_value=1), st.text(min_size=1), st.lists(json_values, min_size=1, max_size=3))
+truthy_not_dict = st.one_of(
+    st.just(True),
+    st.integers(min_value=1),
+    st.text(min_size=1),
+    st.lists(json_values, min_size=1, max_size=3),
+)
 timestamps = st.one_of(st.none(), st.just("2025-01-01T00:00:00.000000Z"))
 
 
@@ -376,10 +412,12 @@ def other_valid_frames(draw):
         obj = {"type": kind, "prompt": draw(texts), "password": draw(st.booleans())}
         return draw(encoded(obj)), ("input",)
     if kind == "error":
-        code = draw(st.one_of(
-            st.sampled_from(["EXECUTION_FAILED", "EXECUTION_TIMEOUT", "SANDBOX_DIED", "SANDBOX_EXPIRED"]),
-            json_values,
-        ))
+        code = draw(
+            st.one_of(
+                st.sampled_from(["EXECUTION_FAILED", "EXECUTION_TIMEOUT", "SANDBOX_DIED", "SANDBOX_EXPIRED"]),
+                json_values,
+            )
+        )
         obj = _with_ts({"type": kind, "error": draw(json_values), "code": code}, draw(timestamps))
         return draw(encoded(obj)), ("fail",)
     return draw(complete_frames())
@@ -402,17 +440,28 @@ def malformed_frames(draw):
     elif case == 1:
         obj = {"type": "result", "exit_code": draw(not_int)}
     elif case == 2:
-        obj = {"type": "result", "exit_code": 1, "traceback": draw(st.one_of(_numbers, texts, _dicts, st.lists(not_str, min_size=1, max_size=3)))}
+        obj = {
+            "type": "result",
+            "exit_code": 1,
+            "traceback": draw(st.one_of(_numbers, texts, _dicts, st.lists(not_str, min_size=1, max_size=3))),
+        }
     elif case == 3:
         obj = {"type": "result", "exit_code": 1, "data": draw(some_not_dict)}
     elif case == 4:
         obj = {"type": "result", "exit_code": 1, "ename": draw(st.one_of(_numbers, _lists, _dicts))}
     elif case == 5:
-        obj = {"type": "result", "payload": draw(st.one_of(st.text(min_size=1), st.lists(not_dict, min_size=1, max_size=2)))}
+        obj = {
+            "type": "result",
+            "payload": draw(st.one_of(st.text(min_size=1), st.lists(not_dict, min_size=1, max_size=2))),
+        }
     elif case == 6:
         obj = {"type": "display", "data": draw(not_dict)}
     elif case == 7:
-        obj = {"type": "display", "data": {}, draw(st.sampled_from(["metadata", "transient"])): draw(truthy_not_dict)}
+        obj = {
+            "type": "display",
+            "data": {},
+            draw(st.sampled_from(["metadata", "transient"])): draw(truthy_not_dict),
+        }
     elif case == 8:
         obj = {"type": "input_request", "prompt": draw(not_str)}
     else:
@@ -445,7 +494,14 @@ def noise_frames(draw):
     if case == 3:
         return ("send", draw(st.sampled_from(["", " ", "\n", "\t \r\n", b"", b"  "]))), None
     if case == 4:  # unknown types
-        kind = draw(st.one_of(texts.filter(lambda t: t not in KNOWN), st.integers(), st.none(), st.lists(st.integers(), max_size=2)))
+        kind = draw(
+            st.one_of(
+                texts.filter(lambda t: t not in KNOWN),
+                st.integers(),
+                st.none(),
+                st.lists(st.integers(), max_size=2),
+            )
+        )
         return draw(encoded({"type": kind, "data": "ignored"})), None
     if case == 5:  # a stdout frame whose binary encoding has invalid UTF-8: decoded leniently
         return ("send", b'{"type":"stdout","data":"a\xffb"}'), ("stdout", "a\ufffdb")
@@ -459,11 +515,22 @@ def jupyter_frames(draw):
     not: published or skipped, never the cell's undoing."""
     from hopx_kernel import wire
 
-    header = {"msg_id": draw(texts.filter(bool)), "msg_type": draw(st.sampled_from(
-        ["comm_open", "comm_msg", "comm_close", "debug_event", "x_unknown"])),
-        "session": "s", "username": "u", "date": "2026-01-01T00:00:00Z", "version": "5.3"}
-    msg = {"header": header, "parent_header": draw(json_objects), "metadata": draw(json_objects),
-           "content": {"comm_id": draw(texts), "data": draw(json_objects), "target_name": "jupyter.widget"}}
+    header = {
+        "msg_id": draw(texts.filter(bool)),
+        "msg_type": draw(
+            st.sampled_from(["comm_open", "comm_msg", "comm_close", "debug_event", "x_unknown"])
+        ),
+        "session": "s",
+        "username": "u",
+        "date": "2026-01-01T00:00:00Z",
+        "version": "5.3",
+    }
+    msg = {
+        "header": header,
+        "parent_header": draw(json_objects),
+        "metadata": draw(json_objects),
+        "content": {"comm_id": draw(texts), "data": draw(json_objects), "target_name": "jupyter.widget"},
+    }
     case = draw(st.integers(0, 5))
     if case == 0:
         return draw(encoded({"type": "jupyter", "msg": msg})), None
@@ -486,8 +553,14 @@ def jupyter_frames(draw):
 
 
 frames = st.one_of(
-    stream_frames(), stream_frames(), result_frames(), display_frames(), other_valid_frames(),
-    malformed_frames(), noise_frames(), jupyter_frames(),
+    stream_frames(),
+    stream_frames(),
+    result_frames(),
+    display_frames(),
+    other_valid_frames(),
+    malformed_frames(),
+    noise_frames(),
+    jupyter_frames(),
 )
 close_codes = st.sampled_from([1000, 1001, 1002, 1003, 1007, 1008, 1009, 1011, 1012, 1013, 3000, 4000, 4999])
 
@@ -497,7 +570,14 @@ def endings(draw):
     if draw(st.integers(0, 2)):
         done = draw(complete_frames())
         after = draw(st.lists(frames, max_size=3))  # frames after complete count for nothing
-        last = draw(st.one_of(st.just(("close", 1000)), st.just(("open",)), st.just(("abort",)), close_codes.map(lambda c: ("close", c))))
+        last = draw(
+            st.one_of(
+                st.just(("close", 1000)),
+                st.just(("open",)),
+                st.just(("abort",)),
+                close_codes.map(lambda c: ("close", c)),
+            )
+        )
         return [done, *after, (last, None)]
     return [(draw(st.one_of(close_codes.map(lambda c: ("close", c)), st.just(("abort",)))), None)]
 
@@ -524,7 +604,12 @@ def expected(script: list[tuple]) -> dict:
 # ------------------------------------------------------------------ the property
 
 
-@settings(max_examples=int(os.environ.get('HKT_FUZZ_EXAMPLES', 40)), deadline=None, suppress_health_check=list(HealthCheck), database=None)
+@settings(
+    max_examples=int(os.environ.get("HKT_FUZZ_EXAMPLES", 40)),
+    deadline=None,
+    suppress_health_check=list(HealthCheck),
+    database=None,
+)
 @given(body=st.lists(frames, max_size=12), ending=endings())
 def test_any_frame_sequence_gives_a_reply_and_keeps_the_kernel(hostile, kc, body, ending):
     script = body + ending
@@ -533,7 +618,14 @@ def test_any_frame_sequence_gives_a_reply_and_keeps_the_kernel(hostile, kc, body
     cell = execute(kc, "hostile()", timeout=CELL_TIMEOUT)
     errors = cell.of("error")
     ename = errors[0]["ename"] if errors else ""
-    known = ("SandboxDisconnected", "SandboxStalled", "SandboxError", "ExecutionTimeout", "ExecutionFailed", "StdinNotImplementedError")
+    known = (
+        "SandboxDisconnected",
+        "SandboxStalled",
+        "SandboxError",
+        "ExecutionTimeout",
+        "ExecutionFailed",
+        "StdinNotImplementedError",
+    )
     event(cell.status if not errors else f"error {ename if ename in known else '(an ename the agent sent)'}")
     assert cell.stream("stdout") == want["stdout"]
     if want["completed"] and not want["failed"]:
@@ -574,13 +666,15 @@ def test_2000_tiny_frames_arrive_in_order(hostile, kc):
 
 
 def test_binary_frames_with_invalid_utf8_are_survived(hostile, kc):
-    hostile.play([
-        ("send", b"\xff\xfe\x80garbage"),
-        ("send", b'{"type":"stdout","data":"ok \xff"}'),
-        ("send", _stdout("!")),
-        ("send", COMPLETE),
-        ("close", 1000),
-    ])
+    hostile.play(
+        [
+            ("send", b"\xff\xfe\x80garbage"),
+            ("send", b'{"type":"stdout","data":"ok \xff"}'),
+            ("send", _stdout("!")),
+            ("send", COMPLETE),
+            ("close", 1000),
+        ]
+    )
     cell = execute(kc, "binary()", timeout=CELL_TIMEOUT)
     assert cell.status == "ok"
     assert cell.stream("stdout") == "ok \ufffd!"
@@ -591,13 +685,21 @@ def test_lone_surrogates_and_non_finite_numbers_do_not_lose_the_reply(hostile, k
     """Regression: JSON escapes like ``"\\ud800"`` (and ``NaN``) are valid to Python's json
     but not sendable as a Jupyter message; publishing them raised inside do_execute, so the
     frontend never got an ``execute_reply``."""
-    hostile.play([
-        ("send", '{"type":"stdout","data":"a\\ud800b"}'),
-        ("send", '{"type":"display","data":{"text/plain":"x","application/json":{"v":NaN,"w":[Infinity]}},"transient":{"display_id":"\\udfff"}}'),
-        ("send", '{"type":"result","exit_code":1,"ename":"E\\ud800","evalue":"v\\udc80","traceback":["\\ud83d"],"data":{"text/plain":"\\ud800"}}'),
-        ("send", COMPLETE),
-        ("close", 1000),
-    ])
+    hostile.play(
+        [
+            ("send", '{"type":"stdout","data":"a\\ud800b"}'),
+            (
+                "send",
+                '{"type":"display","data":{"text/plain":"x","application/json":{"v":NaN,"w":[Infinity]}},"transient":{"display_id":"\\udfff"}}',
+            ),
+            (
+                "send",
+                '{"type":"result","exit_code":1,"ename":"E\\ud800","evalue":"v\\udc80","traceback":["\\ud83d"],"data":{"text/plain":"\\ud800"}}',
+            ),
+            ("send", COMPLETE),
+            ("close", 1000),
+        ]
+    )
     cell = execute(kc, "surrogates()", timeout=CELL_TIMEOUT)
     assert cell.stream("stdout") == "a\ufffdb"
     error = only_error(cell)
@@ -611,13 +713,15 @@ def test_lone_surrogates_and_non_finite_numbers_do_not_lose_the_reply(hostile, k
 @pytest.mark.parametrize("depth", [900, 995, 5000])  # around Python's recursion limit
 def test_deeply_nested_json_is_survived(hostile, kc, depth):
     nested = "[" * depth + "]" * depth
-    hostile.play([
-        ("send", '{"type":"display","data":{"application/json":' + nested + "}}"),
-        ("send", '{"type":"stdout","data":' + nested + "}"),  # malformed: skipped
-        ("send", _stdout("after")),
-        ("send", COMPLETE),
-        ("close", 1000),
-    ])
+    hostile.play(
+        [
+            ("send", '{"type":"display","data":{"application/json":' + nested + "}}"),
+            ("send", '{"type":"stdout","data":' + nested + "}"),  # malformed: skipped
+            ("send", _stdout("after")),
+            ("send", COMPLETE),
+            ("close", 1000),
+        ]
+    )
     cell = execute(kc, "deep()", timeout=CELL_TIMEOUT)
     assert cell.reply["status"] in ("ok", "error")
     assert cell.stream("stdout") == "after"
@@ -628,14 +732,16 @@ def test_input_request_when_the_cell_did_not_allow_stdin(hostile, kc):
     """Regression: the kernel used to forward the request to a frontend that cannot answer
     and wait forever. Now the agent gets an empty answer and the cell says why it failed."""
     before = len(hostile.state()[0])
-    hostile.play([
-        ("send", _stdout("asking\n")),
-        ("send", '{"type":"input_request","prompt":"name? ","password":false}'),
-        ("await_reply",),
-        ("send", _stdout("got it\n")),
-        ("send", COMPLETE),
-        ("close", 1000),
-    ])
+    hostile.play(
+        [
+            ("send", _stdout("asking\n")),
+            ("send", '{"type":"input_request","prompt":"name? ","password":false}'),
+            ("await_reply",),
+            ("send", _stdout("got it\n")),
+            ("send", COMPLETE),
+            ("close", 1000),
+        ]
+    )
     cell = execute(kc, "input('name? ')", timeout=CELL_TIMEOUT, allow_stdin=False)
     assert cell.stream("stdout") == "asking\ngot it\n"
     error = only_error(cell)
@@ -647,14 +753,18 @@ def test_input_request_when_the_cell_did_not_allow_stdin(hostile, kc):
 
 def test_input_request_when_the_cell_allows_stdin(hostile, kc):
     before = len(hostile.state()[0])
-    hostile.play([
-        ("send", '{"type":"input_request","prompt":"name? ","password":false}'),
-        ("await_reply",),
-        ("send", _stdout("hello\n")),
-        ("send", COMPLETE),
-        ("close", 1000),
-    ])
-    cell = execute(kc, "input('name? ')", timeout=CELL_TIMEOUT, allow_stdin=True, stdin_answer=lambda c: "Ada")
+    hostile.play(
+        [
+            ("send", '{"type":"input_request","prompt":"name? ","password":false}'),
+            ("await_reply",),
+            ("send", _stdout("hello\n")),
+            ("send", COMPLETE),
+            ("close", 1000),
+        ]
+    )
+    cell = execute(
+        kc, "input('name? ')", timeout=CELL_TIMEOUT, allow_stdin=True, stdin_answer=lambda c: "Ada"
+    )
     assert cell.status == "ok" and cell.stream("stdout") == "hello\n"
     assert hostile.state()[0][before:] == [{"type": "input_reply", "value": "Ada"}]
     assert hostile.state()[1][-1]["allow_stdin"] is True
@@ -666,13 +776,18 @@ def test_interrupt_while_the_frontend_has_not_answered_input(hostile, kernel):
     without a stale answer sent after it."""
     km, kc = kernel
     before = len(hostile.state()[0])
-    hostile.play([
-        ("send", '{"type":"input_request","prompt":"? ","password":false}'),
-        ("await_reply",),  # the interrupt
-        ("send", '{"type":"result","exit_code":1,"ename":"KeyboardInterrupt","evalue":"","traceback":[]}'),
-        ("send", '{"type":"complete","success":false}'),
-        ("close", 1000),
-    ])
+    hostile.play(
+        [
+            ("send", '{"type":"input_request","prompt":"? ","password":false}'),
+            ("await_reply",),  # the interrupt
+            (
+                "send",
+                '{"type":"result","exit_code":1,"ename":"KeyboardInterrupt","evalue":"","traceback":[]}',
+            ),
+            ("send", '{"type":"complete","success":false}'),
+            ("close", 1000),
+        ]
+    )
     msg_id = kc.execute("input()", allow_stdin=True)
     kc.get_stdin_msg(timeout=CELL_TIMEOUT)  # the question reached the frontend, which does not answer
     km.interrupt_kernel()
@@ -685,7 +800,9 @@ def test_interrupt_while_the_frontend_has_not_answered_input(hostile, kernel):
     still_alive(kc)
 
 
-@pytest.mark.parametrize("status, ename", [(401, "HopxAuthError"), (500, "HopxServerError"), (410, "SandboxExpired")])
+@pytest.mark.parametrize(
+    "status, ename", [(401, "HopxAuthError"), (500, "HopxServerError"), (410, "SandboxExpired")]
+)
 def test_the_agent_refuses_the_upgrade(hostile, kc, status, ename):
     created = hostile.state()[2]
     hostile.play([("send", COMPLETE), ("close", 1000)], refuse=status)
@@ -707,12 +824,14 @@ def test_an_agent_without_extensions(hostile, kc):
     hostile.play([("close", 1000)], refuse=410, extensions=False)
     assert execute(kc, "gone()", timeout=CELL_TIMEOUT).status == "error"
     before = len(hostile.state()[0])
-    hostile.play([
-        ("send", _stdout("x")),
-        ("send", '{"type":"input_request","prompt":"? ","password":false}'),
-        ("send", '{"type":"display","data":{"text/plain":"d"}}'),
-        ("abort",),
-    ])
+    hostile.play(
+        [
+            ("send", _stdout("x")),
+            ("send", '{"type":"input_request","prompt":"? ","password":false}'),
+            ("send", '{"type":"display","data":{"text/plain":"d"}}'),
+            ("abort",),
+        ]
+    )
     cell = execute(kc, "noext()", timeout=CELL_TIMEOUT, allow_stdin=True)
     assert cell.stream("stdout") == "x"
     assert only_error(cell)["ename"] == "StdinNotImplementedError"  # we told it: no stdin

@@ -36,8 +36,11 @@ def open_ports() -> set[int]:
 
 
 def sandbox_kernels(server) -> list[psutil.Process]:
-    return [p for p in psutil.Process(server.proc.pid).children(recursive=True)
-            if KERNEL_MARK in " ".join(p.cmdline())]
+    return [
+        p
+        for p in psutil.Process(server.proc.pid).children(recursive=True)
+        if KERNEL_MARK in " ".join(p.cmdline())
+    ]
 
 
 def folders() -> set[Path]:
@@ -77,8 +80,12 @@ def test_fifty_cloud_cycles_and_a_few_embedded_leave_nothing(tmp_path):
         # the shared server's warm-pool kernels may bind a port a stopped kernel freed
         reused = listening_ports(family(server.proc.pid))
         still_open = set().union(*(ports for ports, _ in results)) & (open_ports() - reused)
-        holders = {c.laddr.port: c.pid for c in psutil.net_connections(kind="inet") if c.laddr.port in still_open}
-        assert still_open == set(), {port: (pid, psutil.Process(pid).cmdline() if pid else None) for port, pid in holders.items()}
+        holders = {
+            c.laddr.port: c.pid for c in psutil.net_connections(kind="inet") if c.laddr.port in still_open
+        }
+        assert still_open == set(), {
+            port: (pid, psutil.Process(pid).cmdline() if pid else None) for port, pid in holders.items()
+        }
         listing = httpx.get(f"{server.base_url}/v1/sandboxes", headers={"X-API-Key": server.api_key}).json()
         assert listing["data"] == []  # every cloud kernel deleted its sandbox
         # the warm pool refills for every concurrent create, so after a burst of PARALLEL
@@ -90,7 +97,8 @@ def test_fifty_cloud_cycles_and_a_few_embedded_leave_nothing(tmp_path):
         workspaces = [p for p in left if not p.name.endswith((".tmp", ".home"))]
         assert len(workspaces) == len(sandbox_kernels(server))
         assert sorted(p.name for p in left) == sorted(
-            w.name + suffix for w in workspaces for suffix in ("", ".tmp", ".home"))
+            w.name + suffix for w in workspaces for suffix in ("", ".tmp", ".home")
+        )
         assert folders() <= before_folders  # embedded servers removed theirs
     finally:
         assert server.stop() == 0

@@ -71,5 +71,8 @@ def test_bash_fork_bomb_is_stopped_too(capped):
     assert f"stopped: it started more than {MAX_PROCS} processes" in cell.stream("stderr")
     assert cell.status == "error"
     assert execute(kc, "print('ok')").stream() == "ok\n"
-    assert not [p for p in psutil.process_iter(["name", "environ"])
-                if p.info["name"] == "sleep" and (p.info["environ"] or {}).get("TMPDIR") == os.environ["TMPDIR"]]  # sandboxes keep TMPDIR (allowlist)
+    assert not [
+        p
+        for p in psutil.process_iter(["name", "environ"])
+        if p.info["name"] == "sleep" and (p.info["environ"] or {}).get("TMPDIR") == os.environ["TMPDIR"]
+    ]  # sandboxes keep TMPDIR (allowlist)

@@ -49,10 +49,15 @@ def run_kernel(server, k: int, rss: list, warm: threading.Barrier) -> list[str]:
                 warm.wait(120)
             cell = execute(kc, cell_code(k, i), timeout=120)
             want_out = f"k{k} c{i} out \u2713\nk{k} c{i} end\n"
-            got = [(t, c.get("name"), c.get("text"), c.get("data", {}).get("text/html")) for t, c in cell.outputs]
-            if (cell.status != "ok" or cell.stream("stdout") != want_out
-                    or cell.stream("stderr") != f"k{k} c{i} err\r\n"
-                    or [h for t, _, _, h in got if t == "display_data"] != [f"<b>k{k} c{i}</b>"]):
+            got = [
+                (t, c.get("name"), c.get("text"), c.get("data", {}).get("text/html")) for t, c in cell.outputs
+            ]
+            if (
+                cell.status != "ok"
+                or cell.stream("stdout") != want_out
+                or cell.stream("stderr") != f"k{k} c{i} err\r\n"
+                or [h for t, _, _, h in got if t == "display_data"] != [f"<b>k{k} c{i}</b>"]
+            ):
                 problems.append(f"kernel {k} cell {i}: {got}")
             # order within the cell: first stdout line, stderr, display, last stdout line
             kinds = [t if t != "stream" else n for t, n, _, _ in got]
@@ -75,8 +80,10 @@ def test_eight_kernels_two_hundred_cells_each(server):
         problems = [p for f in futures for p in f.result(timeout=600)]
     at_end = proc.memory_info().rss
     elapsed = time.monotonic() - started
-    print(f"\nload: {KERNELS}x{CELLS} cells in {elapsed:.1f}s; server RSS after warm-up "
-          f"{after_warmup / 2**20:.1f} MB, at end {at_end / 2**20:.1f} MB")
+    print(
+        f"\nload: {KERNELS}x{CELLS} cells in {elapsed:.1f}s; server RSS after warm-up "
+        f"{after_warmup / 2**20:.1f} MB, at end {at_end / 2**20:.1f} MB"
+    )
     assert problems == []
     assert at_end - after_warmup < SERVER_MARGIN_MB * 2**20
 
@@ -131,7 +138,9 @@ def test_two_hundred_megabyte_output_keeps_the_kernel_bounded(server):
         done.set()
         sampler.join(2)
         growth = (peak[0] - base) / 2**20
-        print(f"\nbig output: {size / 2**20:.0f} MB; kernel RSS {base / 2**20:.0f} MB -> peak {peak[0] / 2**20:.0f} MB (+{growth:.0f} MB)")
+        print(
+            f"\nbig output: {size / 2**20:.0f} MB; kernel RSS {base / 2**20:.0f} MB -> peak {peak[0] / 2**20:.0f} MB (+{growth:.0f} MB)"
+        )
         assert size == lines * 1024 and got.hexdigest() == want.hexdigest()
         assert growth < KERNEL_GROWTH_MB
     finally:

@@ -66,8 +66,12 @@ def test_every_endpoint_but_health_needs_a_credential(server):
         for path in concrete_paths():
             path = path.replace("local-000000000000", sb["id"])
             for method in METHODS:
-                r = httpx.request(method, server.base_url + path, timeout=10,
-                                  json={} if method in ("POST", "PUT", "PATCH") else None)
+                r = httpx.request(
+                    method,
+                    server.base_url + path,
+                    timeout=10,
+                    json={} if method in ("POST", "PUT", "PATCH") else None,
+                )
                 if r.status_code < 400:
                     open_.append((method, path, r.status_code))
         assert open_ == [("GET", "/health", 200)]
@@ -81,17 +85,33 @@ def test_credentials_are_not_interchangeable(server):
         key = {"X-API-Key": server.api_key}
         bearer = lambda tok: {"Authorization": f"Bearer {tok}"}  # noqa: E731
         # the control-plane key does not open the agent plane
-        assert httpx.post(f"{server.base_url}/execute", json={"code": "1"},
-                          headers=bearer(server.api_key), timeout=10).status_code == 401
+        assert (
+            httpx.post(
+                f"{server.base_url}/execute", json={"code": "1"}, headers=bearer(server.api_key), timeout=10
+            ).status_code
+            == 401
+        )
         # an agent token does not open the control plane, not even its own sandbox
         for headers in ({"X-API-Key": a["auth_token"]}, bearer(a["auth_token"])):
-            assert httpx.get(f"{server.base_url}/v1/sandboxes/{a['id']}", headers=headers,
-                             timeout=10).status_code == 401
+            assert (
+                httpx.get(
+                    f"{server.base_url}/v1/sandboxes/{a['id']}", headers=headers, timeout=10
+                ).status_code
+                == 401
+            )
         # a sandbox's token runs code in that sandbox only
-        httpx.post(f"{server.base_url}/execute", json={"code": "secret_b = 7"},
-                   headers=bearer(b["auth_token"]), timeout=30)
-        r = httpx.post(f"{server.base_url}/execute", json={"code": "print('secret_b' in dir())"},
-                       headers=bearer(a["auth_token"]), timeout=30)
+        httpx.post(
+            f"{server.base_url}/execute",
+            json={"code": "secret_b = 7"},
+            headers=bearer(b["auth_token"]),
+            timeout=30,
+        )
+        r = httpx.post(
+            f"{server.base_url}/execute",
+            json={"code": "print('secret_b' in dir())"},
+            headers=bearer(a["auth_token"]),
+            timeout=30,
+        )
         assert r.json()["stdout"] == "False\n"
         assert httpx.get(f"{server.base_url}/v1/sandboxes", headers=key, timeout=10).status_code == 200
     finally:
@@ -113,8 +133,14 @@ def test_websocket_refuses_foreign_origin_and_host(server):
 
     try:
         assert asyncio.run(status(auth, origin="https://evil.example")) == 403
-        upgrade = {**auth, "Host": "evil.example", "Upgrade": "websocket", "Connection": "Upgrade",
-                   "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Sec-WebSocket-Version": "13"}
+        upgrade = {
+            **auth,
+            "Host": "evil.example",
+            "Upgrade": "websocket",
+            "Connection": "Upgrade",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==",
+            "Sec-WebSocket-Version": "13",
+        }
         assert httpx.get(url.replace("ws://", "http://"), headers=upgrade, timeout=10).status_code == 403
         assert asyncio.run(status({})) == 401
         assert asyncio.run(status(auth, origin="http://127.0.0.1:8888")) == 101
@@ -126,7 +152,9 @@ def test_listens_on_loopback_only_and_token_files_are_private(server):
     sb = create(server)
     try:
         procs = [psutil.Process(server.proc.pid), *psutil.Process(server.proc.pid).children(recursive=True)]
-        listening = [c for p in procs for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN]
+        listening = [
+            c for p in procs for c in p.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN
+        ]
         assert listening and all(c.laddr.ip == "127.0.0.1" for c in listening), listening
         conn_files = list((server.root / ".kernels").glob("*/*.json"))
         assert conn_files  # the kernels' connection files hold their HMAC keys
@@ -147,14 +175,25 @@ def test_no_secret_in_logs_outputs_messages_or_sandbox_process(server, tmp_path)
 
         km, kc = start_kernel(env, stderr=log, stdout=log)
         try:
-            for code in ("print('hi')", "%hopx", "import os; print(sorted(os.environ))",
-                         "1/0", "%%bash\nenv; cat /proc/self/cmdline", "from IPython.display import HTML; HTML('<b>x</b>')"):
+            for code in (
+                "print('hi')",
+                "%hopx",
+                "import os; print(sorted(os.environ))",
+                "1/0",
+                "%%bash\nenv; cat /proc/self/cmdline",
+                "from IPython.display import HTML; HTML('<b>x</b>')",
+            ):
                 cell = execute(kc, code)
                 seen.append(json.dumps([cell.reply, cell.outputs]))
-            listing = httpx.get(f"{server.base_url}/v1/sandboxes", headers={"X-API-Key": server.api_key}).json()
+            listing = httpx.get(
+                f"{server.base_url}/v1/sandboxes", headers={"X-API-Key": server.api_key}
+            ).json()
             tokens |= {s["auth_token"] for s in listing["data"]}
-            sandbox_procs = [p for p in psutil.Process(server.proc.pid).children(recursive=True)
-                             if KERNEL_MARK in " ".join(p.cmdline())]
+            sandbox_procs = [
+                p
+                for p in psutil.Process(server.proc.pid).children(recursive=True)
+                if KERNEL_MARK in " ".join(p.cmdline())
+            ]
             for p in sandbox_procs:
                 seen.append(" ".join(p.cmdline()) + json.dumps(p.environ()))
         finally:
@@ -167,4 +206,4 @@ def test_no_secret_in_logs_outputs_messages_or_sandbox_process(server, tmp_path)
     assert "[hopx-kernel INFO]" in seen[-2]  # the kernel's log was captured, at debug level
     for secret in (server.api_key, *tokens):
         at = everything.find(secret)
-        assert at < 0, everything[max(0, at - 300):at + 100]
+        assert at < 0, everything[max(0, at - 300) : at + 100]

@@ -28,9 +28,11 @@ from ..support.reliability import cloud_env, kernel, numbered_lines, wait_for
 from .proxy import Proxy
 
 #: A cell whose output is numbered lines ``start`` … ``start + 29``, stdout and stderr mixed.
-CELL = ("import sys\nfor i in range({start}, {start} + 30):\n"
-        "    (sys.stderr if i % 7 == 0 else sys.stdout).write(f'line {{i}}\\n')\n"
-        "    if i % 7 == 0: sys.stderr.flush()\n")
+CELL = (
+    "import sys\nfor i in range({start}, {start} + 30):\n"
+    "    (sys.stderr if i % 7 == 0 else sys.stdout).write(f'line {{i}}\\n')\n"
+    "    if i % 7 == 0: sys.stderr.flush()\n"
+)
 
 
 def _proxied(*args: str):

@@ -82,7 +82,8 @@ def test_certificate_for_another_host_names_the_mismatch(tmp_path, ca, ca_file):
             assert error["ename"] == "HopxTlsError"
             host = server.base_url.split("://", 1)[1]
             assert error["evalue"].startswith(
-                f"Could not connect securely: the TLS certificate of {host} is not for that host name")
+                f"Could not connect securely: the TLS certificate of {host} is not for that host name"
+            )
     finally:
         assert server.stop() == 0
 

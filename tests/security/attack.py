@@ -10,12 +10,10 @@ import psutil
 from ..support.server_helpers import TIMEOUT, create, delete, stream_sync  # noqa: F401
 
 
-def agent(server, sandbox: dict, method: str, path: str, timeout: float = TIMEOUT,
-          **kw) -> httpx.Response:
+def agent(server, sandbox: dict, method: str, path: str, timeout: float = TIMEOUT, **kw) -> httpx.Response:
     """An agent-plane HTTP call with the sandbox's bearer token."""
     headers = {"Authorization": f"Bearer {sandbox['auth_token']}", **kw.pop("headers", {})}
-    return httpx.request(method, f"{server.base_url}{path}", headers=headers, timeout=timeout,
-                         **kw)
+    return httpx.request(method, f"{server.base_url}{path}", headers=headers, timeout=timeout, **kw)
 
 
 def rss_mb(server) -> float:
@@ -33,8 +31,7 @@ def run_py(server, sandbox: dict, code: str) -> dict:
 def answers_quickly(server, sandbox: dict, within: float = 1.0) -> float:
     """Seconds another sandbox takes to answer a file call; asserts under ``within``."""
     started = time.monotonic()
-    r = agent(server, sandbox, "GET", "/files/exists", params={"path": "/workspace"},
-              timeout=within + 5)
+    r = agent(server, sandbox, "GET", "/files/exists", params={"path": "/workspace"}, timeout=within + 5)
     took = time.monotonic() - started
     assert r.status_code == 200, r.text
     assert took < within, f"another sandbox took {took:.2f} s to answer"
@@ -55,4 +52,4 @@ def one_line_4xx(r: httpx.Response) -> None:
 def no_traceback_logged(server) -> None:
     log = server.stderr_path.read_text()
     at = log.find("Traceback")
-    assert at < 0, log[max(0, at - 300):at + 2500]
+    assert at < 0, log[max(0, at - 300) : at + 2500]

@@ -44,8 +44,12 @@ def test_landlock_is_available_where_the_kernel_has_it():
 @pytest.fixture(scope="module")
 def secured(tmp_path_factory):
     """A server whose environment holds secrets, with two sandboxes A and B."""
-    env = {**os.environ, "OPENAI_API_KEY": SECRET, "DATABASE_URL": f"pg://u:{SECRET}@h/db",
-           "GITHUB_PAT": SECRET}
+    env = {
+        **os.environ,
+        "OPENAI_API_KEY": SECRET,
+        "DATABASE_URL": f"pg://u:{SECRET}@h/db",
+        "GITHUB_PAT": SECRET,
+    }
     server = start_server("--pool-size", "0", env=env)
     a, b = create(server), create(server)
     yield server, a, b
@@ -61,8 +65,11 @@ def py(server, sandbox, code: str) -> dict:
 
 
 def kernel_pids(server) -> list[int]:
-    return [p.pid for p in psutil.Process(server.proc.pid).children(recursive=True)
-            if KERNEL_MARK in " ".join(p.cmdline())]
+    return [
+        p.pid
+        for p in psutil.Process(server.proc.pid).children(recursive=True)
+        if KERNEL_MARK in " ".join(p.cmdline())
+    ]
 
 
 def test_health_and_log_say_how_sandboxes_are_isolated(secured):
@@ -80,7 +87,7 @@ def test_a_sandbox_cannot_touch_another_or_the_server(secured):
 import glob, os, json
 here = os.getcwd()
 root = os.path.dirname(here)
-other = os.path.join(root, {b['id']!r})
+other = os.path.join(root, {b["id"]!r})
 results = {{}}
 def attempt(name, fn):
     try:
@@ -103,8 +110,15 @@ print(json.dumps(results))
 """
     body = py(server, a, probe)
     results = json.loads(body["stdout"])
-    for name in ("read B file", "list B", "write B", "list root", "list kernels", "write /tmp",
-                 "read server mem"):
+    for name in (
+        "read B file",
+        "list B",
+        "write B",
+        "list root",
+        "list kernels",
+        "write /tmp",
+        "read server mem",
+    ):
         assert results[name].startswith("denied"), (name, results[name])
     for name, outcome in results.items():
         if name.startswith("mem "):
@@ -113,18 +127,27 @@ print(json.dumps(results))
             assert SECRET not in outcome
     assert SECRET not in body["stdout"]
     assert not Path("/tmp/hopx-escape.txt").exists()
-    assert py(server, b, "print(sorted(os.listdir('.')) if (os := __import__('os')) else 0)"
-              )["stdout"] == "['b-secret.txt']\n"
+    assert (
+        py(server, b, "print(sorted(os.listdir('.')) if (os := __import__('os')) else 0)")["stdout"]
+        == "['b-secret.txt']\n"
+    )
 
 
 def test_no_secret_of_the_server_reaches_a_sandbox(secured):
     server, a, _ = secured
-    code = (f"import os\nfound = [n for n, v in os.environ.items() if {SECRET!r} in v]\n"
-            f"data = open('/proc/{server.proc.pid}/environ', 'rb').read()\n"
-            f"print(found, {SECRET.encode()!r} in data)")
+    code = (
+        f"import os\nfound = [n for n, v in os.environ.items() if {SECRET!r} in v]\n"
+        f"data = open('/proc/{server.proc.pid}/environ', 'rb').read()\n"
+        f"print(found, {SECRET.encode()!r} in data)"
+    )
     assert py(server, a, code)["stdout"] == "[] False\n"
-    bash = agent(server, a, "POST", "/execute", json={
-        "code": f"env; cat /proc/{server.proc.pid}/environ | tr '\\0' '\\n'", "language": "bash"})
+    bash = agent(
+        server,
+        a,
+        "POST",
+        "/execute",
+        json={"code": f"env; cat /proc/{server.proc.pid}/environ | tr '\\0' '\\n'", "language": "bash"},
+    )
     assert SECRET not in bash.text
 
 
@@ -132,13 +155,20 @@ def test_no_secret_of_the_server_reaches_a_sandbox(secured):
 def test_a_sandbox_cannot_signal_the_server_or_another_sandbox(secured):
     server, a, b = secured
     others = [server.proc.pid] + [p for p in kernel_pids(server)]
-    code = (f"import os\nout = []\nfor pid in {others!r}:\n"
-            "    if pid == os.getpid():\n        continue\n"
-            "    try:\n        os.kill(pid, 0)\n        out.append('ALLOWED')\n"
-            "    except PermissionError:\n        out.append('denied')\nprint(set(out))")
+    code = (
+        f"import os\nout = []\nfor pid in {others!r}:\n"
+        "    if pid == os.getpid():\n        continue\n"
+        "    try:\n        os.kill(pid, 0)\n        out.append('ALLOWED')\n"
+        "    except PermissionError:\n        out.append('denied')\nprint(set(out))"
+    )
     assert py(server, a, code)["stdout"] == "{'denied'}\n"
-    bash = agent(server, a, "POST", "/execute", json={
-        "code": f"kill -0 {server.proc.pid} && echo ALLOWED || echo denied", "language": "bash"})
+    bash = agent(
+        server,
+        a,
+        "POST",
+        "/execute",
+        json={"code": f"kill -0 {server.proc.pid} && echo ALLOWED || echo denied", "language": "bash"},
+    )
     assert bash.json()["stdout"] == "denied\n"
     assert py(server, b, "print('alive')")["stdout"] == "alive\n"
 
@@ -166,7 +196,11 @@ def test_pip_install_goes_to_the_sandbox_and_is_importable_at_once(secured):
     assert py(server, a, WHEEL_MAKER)["success"]
     pip = py(server, a, "%pip install --no-index --quiet ./hopx_probe_pkg-0.1-py3-none-any.whl")
     assert "error" not in (pip["stdout"] + pip["stderr"]).lower(), pip
-    where = py(server, a, "import hopx_probe_pkg, os; print(hopx_probe_pkg.WHERE.startswith(os.path.expanduser('~')))")
+    where = py(
+        server,
+        a,
+        "import hopx_probe_pkg, os; print(hopx_probe_pkg.WHERE.startswith(os.path.expanduser('~')))",
+    )
     assert where["stdout"] == "True\n", where  # in the sandbox's own home, not the server's venv
     other = py(server, b, "import importlib.util; print(importlib.util.find_spec('hopx_probe_pkg'))")
     assert other["stdout"] == "None\n", other  # another sandbox does not see it
@@ -192,7 +226,14 @@ print(out.strip(), squares, open('data.txt').read())
     assert body["stdout"] == "sub-ok [2, 3] own folder\n", body
     pip = py(server, a, "%pip --version")
     assert pip["stdout"].startswith("pip "), pip
-    bash = agent(server, a, "POST", "/execute", json={
-        "code": "echo hi > note.txt && cat note.txt && mktemp >/dev/null && echo tmp-ok",
-        "language": "bash"}).json()
+    bash = agent(
+        server,
+        a,
+        "POST",
+        "/execute",
+        json={
+            "code": "echo hi > note.txt && cat note.txt && mktemp >/dev/null && echo tmp-ok",
+            "language": "bash",
+        },
+    ).json()
     assert bash["stdout"] == "hi\ntmp-ok\n", bash

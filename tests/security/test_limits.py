@@ -15,8 +15,9 @@ from .attack import agent, create, delete, no_traceback_logged, one_line_4xx
 
 
 def control(server, method: str, path: str, **kw) -> httpx.Response:
-    return httpx.request(method, f"{server.base_url}{path}", timeout=30,
-                         headers={"X-API-Key": server.api_key}, **kw)
+    return httpx.request(
+        method, f"{server.base_url}{path}", timeout=30, headers={"X-API-Key": server.api_key}, **kw
+    )
 
 
 @pytest.mark.parametrize("value", [10**12, 2**63, 30 * 24 * 3600 + 1, -1, 1.5, "60", True])
@@ -30,10 +31,12 @@ def test_a_huge_timeout_through_put_is_a_clean_400(target):
     sb = create(target)
     try:
         for value in (10**12, 2**63, 0, -5, None):
-            one_line_4xx(control(target, "PUT", f"/v1/sandboxes/{sb['id']}/timeout",
-                                 json={"timeout_seconds": value}))
-        r = control(target, "PUT", f"/v1/sandboxes/{sb['id']}/timeout",
-                    json={"timeout_seconds": 30 * 24 * 3600})
+            one_line_4xx(
+                control(target, "PUT", f"/v1/sandboxes/{sb['id']}/timeout", json={"timeout_seconds": value})
+            )
+        r = control(
+            target, "PUT", f"/v1/sandboxes/{sb['id']}/timeout", json={"timeout_seconds": 30 * 24 * 3600}
+        )
         assert r.status_code == 200, r.text
         assert control(target, "GET", "/v1/sandboxes").status_code == 200
     finally:
@@ -83,8 +86,7 @@ def test_out_of_file_descriptors_is_a_quick_503():
         assert "file descriptors" in r.json()["error"]["message"]
         assert took < 5
         assert made, "not even one sandbox fit"
-        assert agent(server, made[0], "POST", "/execute", json={"code": "print(1)"}).json()[
-            "stdout"] == "1\n"
+        assert agent(server, made[0], "POST", "/execute", json={"code": "print(1)"}).json()["stdout"] == "1\n"
     finally:
         for sb in made:
             delete(server, sb)
@@ -99,8 +101,11 @@ def test_bad_env_names_are_clean_400s(target):
             for method in ("PUT", "PATCH"):
                 one_line_4xx(agent(target, sb, method, "/env", json={"env_vars": env}))
             body = json.dumps({"code": "print(1)", "env": env, "language": "bash"})
-            one_line_4xx(agent(target, sb, "POST", "/execute", content=body,
-                               headers={"Content-Type": "application/json"}))
+            one_line_4xx(
+                agent(
+                    target, sb, "POST", "/execute", content=body, headers={"Content-Type": "application/json"}
+                )
+            )
     finally:
         delete(target, sb)
     no_traceback_logged(target)
@@ -110,10 +115,13 @@ def test_tokens_in_query_strings_are_not_logged(target):
     sb = create(target)
     try:
         secrets = [sb["auth_token"], target.api_key]
-        for name, value in (("token", secrets[0]), ("api_key", secrets[1]),
-                            ("access_token", secrets[0]), ("X-API-Key", secrets[1])):
-            httpx.get(f"{target.base_url}/files/read", params={"path": "x", name: value},
-                      timeout=10)
+        for name, value in (
+            ("token", secrets[0]),
+            ("api_key", secrets[1]),
+            ("access_token", secrets[0]),
+            ("X-API-Key", secrets[1]),
+        ):
+            httpx.get(f"{target.base_url}/files/read", params={"path": "x", name: value}, timeout=10)
             httpx.get(f"{target.base_url}/v1/sandboxes", params={name: value}, timeout=10)
     finally:
         delete(target, sb)

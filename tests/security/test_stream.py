@@ -39,17 +39,24 @@ def deaf_client(server, sandbox: dict, frame: dict) -> socket.socket:
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
     sock.connect((host, int(port)))
     key = base64.b64encode(os.urandom(16)).decode()
-    sock.sendall((f"GET /execute/stream HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
-                  f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
-                  f"Authorization: Bearer {sandbox['auth_token']}\r\n\r\n").encode())
+    sock.sendall(
+        (
+            f"GET /execute/stream HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+            f"Authorization: Bearer {sandbox['auth_token']}\r\n\r\n"
+        ).encode()
+    )
     head = b""
     while b"\r\n\r\n" not in head:
         head += sock.recv(1)
     assert head.startswith(b"HTTP/1.1 101"), head
     payload = json.dumps(frame).encode()
     mask = os.urandom(4)
-    header = b"\x81" + (bytes([0x80 | 126]) + struct.pack("!H", len(payload))
-                        if len(payload) >= 126 else bytes([0x80 | len(payload)]))
+    header = b"\x81" + (
+        bytes([0x80 | 126]) + struct.pack("!H", len(payload))
+        if len(payload) >= 126
+        else bytes([0x80 | len(payload)])
+    )
     sock.sendall(header + mask + bytes(b ^ mask[i % 4] for i, b in enumerate(payload)))
     return sock
 
@@ -57,8 +64,7 @@ def deaf_client(server, sandbox: dict, frame: dict) -> socket.socket:
 def wait_usable(server, sandbox: dict, limit: float) -> float:
     """Seconds until ``sandbox`` runs a new execution (the flood ended)."""
     started = time.monotonic()
-    r = agent(server, sandbox, "POST", "/execute", json={"code": "print('free')"},
-              timeout=limit)
+    r = agent(server, sandbox, "POST", "/execute", json={"code": "print('free')"}, timeout=limit)
     assert r.json()["stdout"] == "free\n", r.text
     return time.monotonic() - started
 
@@ -95,13 +101,15 @@ def test_cells_on_one_reused_socket_never_hang(slow_target):
     server, sandbox, _ = slow_target
 
     async def cells() -> list[str]:
-        async with connect(f"{server.ws_url}/execute/stream", compression=None,
-                           additional_headers=ws_headers(sandbox)) as ws:
+        async with connect(
+            f"{server.ws_url}/execute/stream", compression=None, additional_headers=ws_headers(sandbox)
+        ) as ws:
             printed = []
             for i in range(4):
                 ext = {"extensions": 1} if i < 3 else {}  # the last one closes the socket
-                await ws.send(json.dumps({"type": "execute", **ext,
-                                          "code": f"n = 0 if {i} == 0 else n + 1\nprint(n)"}))
+                await ws.send(
+                    json.dumps({"type": "execute", **ext, "code": f"n = 0 if {i} == 0 else n + 1\nprint(n)"})
+                )
 
                 async def until_complete() -> None:
                     async for raw in ws:
@@ -110,6 +118,7 @@ def test_cells_on_one_reused_socket_never_hang(slow_target):
                             printed.append(frame["data"])
                         if frame["type"] == "complete":
                             return
+
                 await asyncio.wait_for(until_complete(), 20)
             return printed
 

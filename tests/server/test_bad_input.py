@@ -24,8 +24,12 @@ def sandbox(local_server):
 
 
 async def _open(server, sandbox):
-    return await connect(f"{server.ws_url}/execute/stream", additional_headers=ws_headers(sandbox),
-                         compression=None, open_timeout=30)
+    return await connect(
+        f"{server.ws_url}/execute/stream",
+        additional_headers=ws_headers(sandbox),
+        compression=None,
+        open_timeout=30,
+    )
 
 
 async def _first_frame_answer(server, sandbox, raw) -> list[dict]:
@@ -34,18 +38,21 @@ async def _first_frame_answer(server, sandbox, raw) -> list[dict]:
         return await collect(ws, 20)
 
 
-@pytest.mark.parametrize("raw,code,needle", [
-    ("{not json", "INVALID_JSON", "not valid JSON"),
-    ("[1, 2]", "INVALID_JSON", "JSON object"),
-    ('{"type": "launch"}', "INVALID_REQUEST", "unknown frame type 'launch'"),
-    ('{"code": "1"}', "MISSING_PARAMETER", "no 'type'"),
-    ('{"type": "execute"}', "MISSING_PARAMETER", "'code' is required"),
-    ('{"type": "execute", "code": 5}', "INVALID_REQUEST", "'code' must be str"),
-    ('{"type": "execute", "code": "1", "timeout": "x"}', "INVALID_REQUEST", "'timeout'"),
-    ('{"type": "execute", "code": "1", "env": {"A": 1}}', "INVALID_REQUEST", "'env'"),
-    ('{"type": "execute", "code": "1", "language": "cobol"}', "INVALID_REQUEST", "cobol"),
-    ('{"type": "interrupt"}', "INVALID_REQUEST", "first frame must be 'execute'"),
-])
+@pytest.mark.parametrize(
+    "raw,code,needle",
+    [
+        ("{not json", "INVALID_JSON", "not valid JSON"),
+        ("[1, 2]", "INVALID_JSON", "JSON object"),
+        ('{"type": "launch"}', "INVALID_REQUEST", "unknown frame type 'launch'"),
+        ('{"code": "1"}', "MISSING_PARAMETER", "no 'type'"),
+        ('{"type": "execute"}', "MISSING_PARAMETER", "'code' is required"),
+        ('{"type": "execute", "code": 5}', "INVALID_REQUEST", "'code' must be str"),
+        ('{"type": "execute", "code": "1", "timeout": "x"}', "INVALID_REQUEST", "'timeout'"),
+        ('{"type": "execute", "code": "1", "env": {"A": 1}}', "INVALID_REQUEST", "'env'"),
+        ('{"type": "execute", "code": "1", "language": "cobol"}', "INVALID_REQUEST", "cobol"),
+        ('{"type": "interrupt"}', "INVALID_REQUEST", "first frame must be 'execute'"),
+    ],
+)
 def test_bad_first_frame(local_server, sandbox, raw, code, needle):
     got = run(_first_frame_answer(local_server, sandbox, raw))
     assert [f["type"] for f in got] == ["error", "complete"]
@@ -63,13 +70,22 @@ def test_oversized_frame(local_server, sandbox):
 def test_bad_frames_while_running_do_not_disturb(local_server, sandbox):
     async def scenario():
         async with await _open(local_server, sandbox) as ws:
-            await ws.send(json.dumps({"type": "execute", "code":
-                                      "print('a', flush=True)\nimport time\ntime.sleep(0.5)\n"
-                                      "print('b')"}))
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "execute",
+                        "code": "print('a', flush=True)\nimport time\ntime.sleep(0.5)\nprint('b')",
+                    }
+                )
+            )
             assert json.loads(await ws.recv())["data"] == "a\n"
-            for raw in ("{oops", '{"type": "nope"}', '{"type": "input_reply"}',
-                        json.dumps({"type": "execute", "code": "print(2)"}),
-                        json.dumps({"type": "input_reply", "value": "x"})):
+            for raw in (
+                "{oops",
+                '{"type": "nope"}',
+                '{"type": "input_reply"}',
+                json.dumps({"type": "execute", "code": "print(2)"}),
+                json.dumps({"type": "input_reply", "value": "x"}),
+            ):
                 await ws.send(raw)
             got = await collect(ws, 20)
             try:  # after complete: ignored, and the server closes the socket
@@ -92,8 +108,9 @@ def test_bad_frames_while_running_do_not_disturb(local_server, sandbox):
 def test_vanished_client_interrupts_and_next_runs(local_server, sandbox):
     async def scenario():
         ws = await _open(local_server, sandbox)
-        await ws.send(json.dumps({"type": "execute", "code":
-                                  "import time\nprint('go', flush=True)\ntime.sleep(120)"}))
+        await ws.send(
+            json.dumps({"type": "execute", "code": "import time\nprint('go', flush=True)\ntime.sleep(120)"})
+        )
         assert json.loads(await ws.recv())["data"] == "go\n"
         ws.transport.abort()  # vanish without a close handshake
 
@@ -104,16 +121,24 @@ def test_vanished_client_interrupts_and_next_runs(local_server, sandbox):
 
 JSONS = st.recursive(
     st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=20),
-    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner,
-                                                               max_size=4),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
     max_leaves=12,
 )
 FRAME_DICTS = st.fixed_dictionaries(
-    {"type": st.sampled_from(["execute", "interrupt", "input_reply", "stdout", "", "EXECUTE"])
-     | st.text(max_size=10)},
-    optional={"code": JSONS | st.just("1+1"), "language": JSONS | st.just("python"),
-              "timeout": JSONS, "env": JSONS, "workdir": JSONS, "value": JSONS,
-              "allow_stdin": JSONS, "extensions": JSONS | st.just(1)},
+    {
+        "type": st.sampled_from(["execute", "interrupt", "input_reply", "stdout", "", "EXECUTE"])
+        | st.text(max_size=10)
+    },
+    optional={
+        "code": JSONS | st.just("1+1"),
+        "language": JSONS | st.just("python"),
+        "timeout": JSONS,
+        "env": JSONS,
+        "workdir": JSONS,
+        "value": JSONS,
+        "allow_stdin": JSONS,
+        "extensions": JSONS | st.just(1),
+    },
 )
 RAW = st.one_of(
     st.text(max_size=60),

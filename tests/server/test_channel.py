@@ -32,20 +32,31 @@ def sandbox(local_server):
 
 
 def msg(msg_type: str, content: dict) -> dict:
-    header = {"msg_id": uuid.uuid4().hex, "msg_type": msg_type, "session": "test",
-              "username": "test", "date": "2026-01-01T00:00:00Z", "version": "5.3"}
+    header = {
+        "msg_id": uuid.uuid4().hex,
+        "msg_type": msg_type,
+        "session": "test",
+        "username": "test",
+        "date": "2026-01-01T00:00:00Z",
+        "version": "5.3",
+    }
     return {"header": header, "parent_header": {}, "metadata": {}, "content": content}
 
 
 def update(comm_id: str, state: dict) -> dict:
-    return msg("comm_msg", {"comm_id": comm_id, "data": {"method": "update", "state": state,
-                                                         "buffer_paths": []}})
+    return msg(
+        "comm_msg", {"comm_id": comm_id, "data": {"method": "update", "state": state, "buffer_paths": []}}
+    )
 
 
 async def execute(server, sandbox, code: str, limit: float = 120, **fields) -> list:
     """Run a cell over /execute/stream; every parsed frame up to ``complete``."""
-    async with connect(f"{server.ws_url}/execute/stream", additional_headers=ws_headers(sandbox),
-                       compression=None, max_size=None) as ws:
+    async with connect(
+        f"{server.ws_url}/execute/stream",
+        additional_headers=ws_headers(sandbox),
+        compression=None,
+        max_size=None,
+    ) as ws:
         await ws.send(json.dumps({"type": "execute", "code": code, **fields}))
         out = []
         async with asyncio.timeout(limit):
@@ -63,8 +74,12 @@ def stdout(got: list) -> str:
 
 
 def channel(server, sandbox):
-    return connect(f"{server.ws_url}/kernel/channel", additional_headers=ws_headers(sandbox),
-                   compression=None, max_size=None)
+    return connect(
+        f"{server.ws_url}/kernel/channel",
+        additional_headers=ws_headers(sandbox),
+        compression=None,
+        max_size=None,
+    )
 
 
 def test_official_clients_get_no_jupyter_frames(local_server, sandbox):
@@ -81,21 +96,29 @@ def test_channel_moves_a_widget_before_the_next_cell_and_survives_bad_frames(loc
         comm_id = stdout(got).strip()
         async with channel(local_server, sandbox) as ws:
             bad = [
-                "{nope", "[]", json.dumps({"channel": "stdin", "msg": msg("comm_msg", {})}),
+                "{nope",
+                "[]",
+                json.dumps({"channel": "stdin", "msg": msg("comm_msg", {})}),
                 json.dumps({"channel": "shell", "msg": msg("execute_request", {"code": "1/0"})}),
                 json.dumps({"channel": "shell", "msg": {"header": {}}}),
                 json.dumps({"channel": "shell", "seq": -1, "msg": update(comm_id, {})}),
                 b"\x00\x00\x00\x09garbage",
-                json.dumps({"channel": "shell", "msg": update(comm_id, {}),
-                            "pad": "x" * (wire.MAX_CHANNEL_FRAME + 1)}),
+                json.dumps(
+                    {
+                        "channel": "shell",
+                        "msg": update(comm_id, {}),
+                        "pad": "x" * (wire.MAX_CHANNEL_FRAME + 1),
+                    }
+                ),
             ]
             for raw in bad:
                 await ws.send(raw)
                 answer = json.loads(await asyncio.wait_for(ws.recv(), 10))
                 assert answer["type"] == "error" and answer["error"], raw[:40]
             # an unknown comm id and out-of-order numbers are delivered and harmless
-            await ws.send(json.dumps({"channel": "shell", "seq": 5,
-                                      "msg": update("no-such-comm", {"value": 1})}))
+            await ws.send(
+                json.dumps({"channel": "shell", "seq": 5, "msg": update("no-such-comm", {"value": 1})})
+            )
             await ws.send(json.dumps({"channel": "shell", "seq": 3, "msg": update(comm_id, {"value": 9})}))
             await ws.send(json.dumps({"channel": "shell", "seq": 6, "msg": update(comm_id, {"value": 77})}))
             got = await execute(local_server, sandbox, "print(s.value)", extensions=1, channel_seq=6)
@@ -109,6 +132,7 @@ def test_channel_moves_a_widget_before_the_next_cell_and_survives_bad_frames(loc
                     if frame.msg["msg_type"] == "comm_msg":
                         echoes.append(frame.msg["content"]["data"]["state"])
             assert echoes == [{"value": 9}, {"value": 77}]
+
     run(scenario())
 
 
@@ -117,17 +141,25 @@ def test_binary_buffers_both_ways(local_server, sandbox):
         code = "import ipywidgets as w\nimg = w.Image(value=b'\\x00\\x01\\xff', format='png')\nprint(img.model_id)"
         got = await execute(local_server, sandbox, code, extensions=1)
         comm_id = stdout(got).strip()
-        opened = next(f for f in got if isinstance(f, frames.Jupyter)
-                      and f.msg["content"].get("comm_id") == comm_id and f.msg["msg_type"] == "comm_open")
+        opened = next(
+            f
+            for f in got
+            if isinstance(f, frames.Jupyter)
+            and f.msg["content"].get("comm_id") == comm_id
+            and f.msg["msg_type"] == "comm_open"
+        )
         assert opened.buffers == (b"\x00\x01\xff",)
         data = {"method": "update", "state": {}, "buffer_paths": [["value"]]}
-        frame = wire.ChannelFrame("shell", msg("comm_msg", {"comm_id": comm_id, "data": data}),
-                                  [b"\xfe" * 100_000], 1)
+        frame = wire.ChannelFrame(
+            "shell", msg("comm_msg", {"comm_id": comm_id, "data": data}), [b"\xfe" * 100_000], 1
+        )
         async with channel(local_server, sandbox) as ws:
             await ws.send(wire.encode_channel_frame(frame))
-            got = await execute(local_server, sandbox, "print(img.value == b'\\xfe' * 100_000)",
-                                extensions=1, channel_seq=1)
+            got = await execute(
+                local_server, sandbox, "print(img.value == b'\\xfe' * 100_000)", extensions=1, channel_seq=1
+            )
         assert stdout(got) == "True\n"
+
     run(scenario())
 
 
@@ -141,17 +173,22 @@ def test_a_comm_flood_while_a_cell_prints_loses_nothing_and_stays_bounded(local_
         comm_id = stdout(got).strip()
         before = server.memory_info().rss
         async with channel(local_server, sandbox) as ws:
+
             async def drain():  # a frontend reads what comes back (echoes)
                 async for _ in ws:
                     pass
+
             reader = asyncio.ensure_future(drain())
             cell = asyncio.ensure_future(execute(local_server, sandbox, code, extensions=1))
             sent = 0
             while not cell.done() and sent < FLOOD:  # ~1000 a second while the cell prints
                 for _ in range(10):
                     sent += 1
-                    await ws.send(json.dumps({"channel": "shell", "seq": sent,
-                                              "msg": update(comm_id, {"value": sent % 100})}))
+                    await ws.send(
+                        json.dumps(
+                            {"channel": "shell", "seq": sent, "msg": update(comm_id, {"value": sent % 100})}
+                        )
+                    )
                 await asyncio.sleep(0.01)
             got = await cell
             assert sent == FLOOD or stdout(got).count("\n") == 1500
@@ -159,8 +196,8 @@ def test_a_comm_flood_while_a_cell_prints_loses_nothing_and_stays_bounded(local_
             assert sent > 100
             grown = server.memory_info().rss - before
             assert grown < 64 * 1024 * 1024, f"server grew {grown >> 20} MB"
-            after = await execute(local_server, sandbox, "print(s.value)", extensions=1,
-                                  channel_seq=sent)
+            after = await execute(local_server, sandbox, "print(s.value)", extensions=1, channel_seq=sent)
             assert stdout(after) == f"{sent % 100}\n"
             reader.cancel()
+
     run(scenario())

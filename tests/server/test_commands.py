@@ -18,8 +18,9 @@ def sandbox(local_server):
 
 
 def _run(server, sb, command, **body):
-    return agent(server, sb, "POST", "/commands/run",
-                 json={"command": "bash", "args": ["-c", command], **body})
+    return agent(
+        server, sb, "POST", "/commands/run", json={"command": "bash", "args": ["-c", command], **body}
+    )
 
 
 def test_a_command_that_times_out_is_one_408_with_its_output(local_server, sandbox):
@@ -48,14 +49,21 @@ def test_paths_that_escape_are_refused(local_server, sandbox):
 
 
 def test_background_never_exiting_unknown_ids_and_kill_twice(local_server, sandbox):
-    r = agent(local_server, sandbox, "POST", "/execute/background",
-              json={"code": "while True: pass", "language": "python"})
+    r = agent(
+        local_server,
+        sandbox,
+        "POST",
+        "/execute/background",
+        json={"code": "while True: pass", "language": "python"},
+    )
     pid = r.json()["process_id"]
     listed = agent(local_server, sandbox, "GET", "/execute/processes").json()["processes"]
     os_pid = next(p["pid"] for p in listed if p["process_id"] == pid)
-    for method, path, kw in (("POST", "/execute/kill/nope", {}),
-                             ("DELETE", "/execute/kill", {"params": {"process_id": "nope"}}),
-                             ("POST", "/processes/nope/kill", {})):
+    for method, path, kw in (
+        ("POST", "/execute/kill/nope", {}),
+        ("DELETE", "/execute/kill", {"params": {"process_id": "nope"}}),
+        ("POST", "/processes/nope/kill", {}),
+    ):
         r = agent(local_server, sandbox, method, path, **kw)
         assert r.status_code == 404 and r.json()["code"] == "PROCESS_NOT_FOUND", path
     r = agent(local_server, sandbox, "DELETE", "/execute/kill", json={"process_id": pid})
@@ -66,8 +74,13 @@ def test_background_never_exiting_unknown_ids_and_kill_twice(local_server, sandb
     assert r.status_code == 409 and "already ended (killed)" in r.json()["error"]
     r = agent(local_server, sandbox, "POST", "/execute/background", json={"code": "1", "language": "go"})
     assert r.status_code == 400 and "go" in r.json()["error"]
-    r = agent(local_server, sandbox, "POST", "/commands/background",
-              json={"command": "sleep 1", "timeout": 1, "workdir": "/nowhere"})
+    r = agent(
+        local_server,
+        sandbox,
+        "POST",
+        "/commands/background",
+        json={"command": "sleep 1", "timeout": 1, "workdir": "/nowhere"},
+    )
     assert r.status_code == 403
 
 
@@ -87,8 +100,13 @@ def test_info_and_templates(local_server, sandbox):
 
 
 def test_execute_timeout_body_has_a_message_and_the_partial_output(local_server, sandbox):
-    r = agent(local_server, sandbox, "POST", "/execute",
-              json={"code": "print('partial', flush=True)\nimport time\ntime.sleep(30)", "timeout": 1})
+    r = agent(
+        local_server,
+        sandbox,
+        "POST",
+        "/execute",
+        json={"code": "print('partial', flush=True)\nimport time\ntime.sleep(30)", "timeout": 1},
+    )
     body = r.json()
     assert r.status_code == 408 and body["stdout"] == "partial\n"
     assert body["message"] == "execution exceeded its 1 s timeout and was interrupted"

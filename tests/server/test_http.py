@@ -19,8 +19,14 @@ def _ws_status(server, headers, host: str | None = None) -> int:
 
     async def attempt():
         try:
-            async with connect(url, additional_headers=headers, compression=None,
-                               open_timeout=20, host="127.0.0.1", port=port):
+            async with connect(
+                url,
+                additional_headers=headers,
+                compression=None,
+                open_timeout=20,
+                host="127.0.0.1",
+                port=port,
+            ):
                 return 101
         except InvalidStatus as exc:
             return exc.response.status_code
@@ -53,28 +59,24 @@ def test_sandbox_object_and_control_calls(local_server):
         assert got["id"] == sb["id"] and got["status"] == "running"
         listed = httpx.get(f"{local_server.base_url}/v1/sandboxes", headers=key).json()
         assert sb["id"] in [s["id"] for s in listed["data"]]
-        assert text(stream_sync(local_server, sb, "import os; print(os.environ['FROM_CREATE'])"))\
-            == "yes\n"
+        assert text(stream_sync(local_server, sb, "import os; print(os.environ['FROM_CREATE'])")) == "yes\n"
         r = httpx.put(f"{base}/timeout", json={"timeout_seconds": 900}, headers=key)
         assert r.status_code == 200 and r.json()["timeout_seconds"] == 900
-        assert httpx.put(f"{base}/timeout", json={"timeout_seconds": 0}, headers=key)\
-            .status_code == 400
+        assert httpx.put(f"{base}/timeout", json={"timeout_seconds": 0}, headers=key).status_code == 400
         fresh = httpx.post(f"{base}/token/refresh", headers=key).json()
         assert fresh["auth_token"] != sb["auth_token"] and fresh["token_expires_at"].endswith("Z")
-        assert text(stream_sync(local_server, {"auth_token": fresh["auth_token"]}, "print(1)"))\
-            == "1\n"
+        assert text(stream_sync(local_server, {"auth_token": fresh["auth_token"]}, "print(1)")) == "1\n"
         assert httpx.post(f"{base}/pause", headers=key).json()["status"] == "paused"
         r = agent(local_server, sb, "POST", "/execute", json={"code": "print(1)"})
         assert r.status_code == 409 and "paused" in r.json()["error"]
         assert httpx.post(f"{base}/resume", headers=key).json()["status"] == "running"
-        assert agent(local_server, sb, "POST", "/execute", json={"code": "print(1)"})\
-            .json()["stdout"] == "1\n"
-        r = httpx.post(f"{local_server.base_url}/v1/sandboxes", headers=key,
-                       json={"template_name": "ubuntu"})
+        assert (
+            agent(local_server, sb, "POST", "/execute", json={"code": "print(1)"}).json()["stdout"] == "1\n"
+        )
+        r = httpx.post(f"{local_server.base_url}/v1/sandboxes", headers=key, json={"template_name": "ubuntu"})
         assert r.status_code == 404 and r.json()["code"] == "TEMPLATE_NOT_FOUND"
         assert "code-interpreter" in r.json()["message"]
-        assert httpx.get(f"{local_server.base_url}/v1/sandboxes/nope", headers=key)\
-            .status_code == 404
+        assert httpx.get(f"{local_server.base_url}/v1/sandboxes/nope", headers=key).status_code == 404
     finally:
         delete(local_server, sb)
     r = httpx.delete(base, headers=key)
@@ -88,11 +90,13 @@ def test_agent_plane_routing_by_token(local_server):
         stream_sync(local_server, b, "who = 'b'")
         assert text(stream_sync(local_server, a, "print(who)")) == "a\n"
         assert text(stream_sync(local_server, b, "print(who)")) == "b\n"
-        for headers in ({}, {"Authorization": "Bearer nope"},
-                        {"Authorization": f"Bearer {local_server.api_key}"},
-                        {"X-API-Key": local_server.api_key}):
-            r = httpx.post(f"{local_server.base_url}/execute", json={"code": "1"},
-                           headers=headers)
+        for headers in (
+            {},
+            {"Authorization": "Bearer nope"},
+            {"Authorization": f"Bearer {local_server.api_key}"},
+            {"X-API-Key": local_server.api_key},
+        ):
+            r = httpx.post(f"{local_server.base_url}/execute", json={"code": "1"}, headers=headers)
             assert r.status_code == 401, headers
             assert r.json()["code"] in ("AUTHENTICATION_REQUIRED", "INVALID_TOKEN")
             assert _ws_status(local_server, headers) == 401
@@ -115,8 +119,10 @@ def test_loopback_guards(local_server):
         assert _ws_status(local_server, ws_headers(sb), host="evil.example") == 403
         r = httpx.get(f"{local_server.base_url}/health", headers={"Host": "evil.example"})
         assert r.status_code == 403 and "loopback" in r.json()["error"]
-        r = httpx.get(f"{local_server.base_url}/v1/sandboxes",
-                      headers={"Host": "evil.example:80", "X-API-Key": local_server.api_key})
+        r = httpx.get(
+            f"{local_server.base_url}/v1/sandboxes",
+            headers={"Host": "evil.example:80", "X-API-Key": local_server.api_key},
+        )
         assert r.status_code == 403
     finally:
         delete(local_server, sb)
@@ -139,32 +145,63 @@ def test_expired_sandbox_is_410(local_server):
 def test_files(local_server):
     sb = create(local_server)
     try:
-        r = agent(local_server, sb, "POST", "/files/write",
-                  json={"path": "/workspace/d/x.bin", "content": "AAEC", "encoding": "base64"})
+        r = agent(
+            local_server,
+            sb,
+            "POST",
+            "/files/write",
+            json={"path": "/workspace/d/x.bin", "content": "AAEC", "encoding": "base64"},
+        )
         assert r.json() == {"success": True, "path": "/workspace/d/x.bin", "size": 3}
-        assert agent(local_server, sb, "GET", "/files/download",
-                     params={"path": "/workspace/d/x.bin"}).content == b"\0\1\2"
-        r = agent(local_server, sb, "POST", "/files/upload",
-                  files={"file": ("u.txt", b"up")}, data={"path": "d/u.txt"})
+        assert (
+            agent(local_server, sb, "GET", "/files/download", params={"path": "/workspace/d/x.bin"}).content
+            == b"\0\1\2"
+        )
+        r = agent(
+            local_server,
+            sb,
+            "POST",
+            "/files/upload",
+            files={"file": ("u.txt", b"up")},
+            data={"path": "d/u.txt"},
+        )
         assert r.status_code == 200, r.text
         listing = agent(local_server, sb, "GET", "/files/list", params={"path": "/workspace/d"})
         names = {f["name"]: f for f in listing.json()["files"]}
         assert set(names) == {"x.bin", "u.txt"} and names["u.txt"]["path"] == "/workspace/d/u.txt"
-        assert agent(local_server, sb, "GET", "/files/read",
-                     params={"path": "/workspace/d/u.txt"}).json()["content"] == "up"
-        assert agent(local_server, sb, "GET", "/files/exists",
-                     params={"path": "/workspace/d"}).json()["exists"] is True
-        assert agent(local_server, sb, "DELETE", "/files/remove",
-                     params={"path": "/workspace/d"}).json()["success"] is True
-        assert agent(local_server, sb, "GET", "/files/exists",
-                     params={"path": "/workspace/d"}).json()["exists"] is False
+        assert (
+            agent(local_server, sb, "GET", "/files/read", params={"path": "/workspace/d/u.txt"}).json()[
+                "content"
+            ]
+            == "up"
+        )
+        assert (
+            agent(local_server, sb, "GET", "/files/exists", params={"path": "/workspace/d"}).json()["exists"]
+            is True
+        )
+        assert (
+            agent(local_server, sb, "DELETE", "/files/remove", params={"path": "/workspace/d"}).json()[
+                "success"
+            ]
+            is True
+        )
+        assert (
+            agent(local_server, sb, "GET", "/files/exists", params={"path": "/workspace/d"}).json()["exists"]
+            is False
+        )
         r = agent(local_server, sb, "GET", "/files/read", params={"path": "/workspace/none"})
         assert r.status_code == 404 and r.json()["code"] == "FILE_NOT_FOUND"
         for path in ("/etc/passwd", "/workspace/../../etc/passwd", "../x"):
             r = agent(local_server, sb, "GET", "/files/read", params={"path": path})
             assert r.status_code == 403 and r.json()["code"] == "PATH_NOT_ALLOWED", path
-        r = agent(local_server, sb, "POST", "/files/write", content=b"{bad",
-                  headers={"Content-Type": "application/json"})
+        r = agent(
+            local_server,
+            sb,
+            "POST",
+            "/files/write",
+            content=b"{bad",
+            headers={"Content-Type": "application/json"},
+        )
         assert r.status_code == 400 and r.json()["code"] == "INVALID_JSON"
         r = agent(local_server, sb, "GET", "/nowhere")
         assert r.status_code == 404 and json.loads(r.text)["code"] == "RESOURCE_NOT_FOUND"

@@ -36,15 +36,29 @@ def stream():
     context.destroy(linger=0)
 
 
-@pytest.mark.parametrize("method", ["write", "flush", "_flush", "_schedule_flush", "_flush_buffers", "_rotate_buffers"])
+@pytest.mark.parametrize(
+    "method", ["write", "flush", "_flush", "_schedule_flush", "_flush_buffers", "_rotate_buffers"]
+)
 def test_the_replaced_and_called_methods_exist(method):
     assert callable(getattr(OutStream, method, None)), _changed(f"OutStream.{method} (gone)")
 
 
 def test_the_instance_state_the_patch_reads_and_writes(stream):
     out, _ = stream
-    for name in ("_flush_pending", "_subprocess_flush_pending", "_buffer_lock", "_buffers", "_io_loop",
-                 "echo", "pub_thread", "parent_header", "session", "name", "topic", "_hooks"):
+    for name in (
+        "_flush_pending",
+        "_subprocess_flush_pending",
+        "_buffer_lock",
+        "_buffers",
+        "_io_loop",
+        "echo",
+        "pub_thread",
+        "parent_header",
+        "session",
+        "name",
+        "topic",
+        "_hooks",
+    ):
         assert hasattr(out, name), _changed(f"OutStream.{name} (gone)")
     assert out._flush_pending is False, _changed("OutStream._flush_pending (no longer a bool)")
     assert out.topic == b"stream.stdout", _changed("OutStream.topic")
@@ -66,7 +80,9 @@ def test_buffers_are_keyed_by_the_frozen_parent_header(stream):
     out.write("a")
     buffers = out._rotate_buffers()
     assert list(buffers) == [frozenset({"msg_id": "m1"}.items())], _changed("the key of OutStream._buffers")
-    assert buffers[frozenset({"msg_id": "m1"}.items())].getvalue() == "a", _changed("OutStream._buffers values")
+    assert buffers[frozenset({"msg_id": "m1"}.items())].getvalue() == "a", _changed(
+        "OutStream._buffers values"
+    )
     assert "self._buffers[frozenset(parent.items())]" in inspect.getsource(OutStream.write), _changed(
         "how OutStream.write keys its buffers"
     )
@@ -82,8 +98,13 @@ def test_flush_buffers_yields_parent_and_text(stream):
 def test_the_flush_the_patch_reimplements_is_still_what_it_was():
     # the patched flush sends like this one: buffers → session.msg → hooks → session.send
     source = inspect.getsource(OutStream._flush)
-    for piece in ("self._flush_buffers()", "self._hooks", "self.session.msg(", "self.session.send(",
-                  "self._subprocess_flush_pending = False"):
+    for piece in (
+        "self._flush_buffers()",
+        "self._hooks",
+        "self.session.msg(",
+        "self.session.send(",
+        "self._subprocess_flush_pending = False",
+    ):
         assert piece in source, _changed(f"OutStream._flush (no longer has {piece!r})")
     assert "self._flush_pending = True" in inspect.getsource(OutStream._schedule_flush), _changed(
         "OutStream._schedule_flush"

@@ -26,26 +26,38 @@ def _wait_gone(pids: list[int], limit: float = 15.0) -> list[int]:
     deadline = time.monotonic() + limit
     alive = pids
     while alive and time.monotonic() < deadline:
-        alive = [p for p in alive if psutil.pid_exists(p) and
-                 psutil.Process(p).status() != psutil.STATUS_ZOMBIE]
+        alive = [
+            p for p in alive if psutil.pid_exists(p) and psutil.Process(p).status() != psutil.STATUS_ZOMBIE
+        ]
         if alive:
             time.sleep(0.1)  # bounded poll of process exit
     return alive
 
 
 def test_secrets_are_not_visible_and_sigterm_cleans_up(tmp_path):
-    env = {**os.environ, "HOPX_API_KEY": "hopx_live_x.y", "MY_SECRET_TOKEN": "t0k",
-           "SOME_PASSWORD": "pw", "JPY_SESSION_NAME": "s", "VISIBLE_SETTING": "ok"}
+    env = {
+        **os.environ,
+        "HOPX_API_KEY": "hopx_live_x.y",
+        "MY_SECRET_TOKEN": "t0k",
+        "SOME_PASSWORD": "pw",
+        "JPY_SESSION_NAME": "s",
+        "VISIBLE_SETTING": "ok",
+    }
     root = tmp_path / "root"
     server = start_server("--root", str(root), "--pool-size", "1", env=env)
     try:
         sb = create(server)
-        frames_ = stream_sync(server, sb, "import os\nprint(sorted(k for k in os.environ if "
-                              "any(w in k.upper() for w in ('HOPX', 'TOKEN', 'KEY', 'SECRET', "
-                              "'PASSWORD', 'JPY_'))))\nprint(os.environ.get('VISIBLE_SETTING'))")
+        frames_ = stream_sync(
+            server,
+            sb,
+            "import os\nprint(sorted(k for k in os.environ if "
+            "any(w in k.upper() for w in ('HOPX', 'TOKEN', 'KEY', 'SECRET', "
+            "'PASSWORD', 'JPY_'))))\nprint(os.environ.get('VISIBLE_SETTING'))",
+        )
         assert text(frames_) == "[]\nNone\n"  # an allowlist: other variables stay out too
-        bash = stream_sync(server, sb, "env | cut -d= -f1 | grep -ci -e hopx -e token -e secret || true",
-                           language="bash")
+        bash = stream_sync(
+            server, sb, "env | cut -d= -f1 | grep -ci -e hopx -e token -e secret || true", language="bash"
+        )
         assert text(bash) == "0\n"
         log = server.stderr_path.read_text()
         assert server.api_key not in log and sb["auth_token"] not in log
@@ -72,8 +84,7 @@ def test_dead_kernel_reports_sandbox_died(local_server):
 
 
 def test_parent_death_stops_the_server():
-    parent = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"],
-                              stdin=subprocess.PIPE)
+    parent = subprocess.Popen([sys.executable, "-c", "import sys; sys.stdin.read()"], stdin=subprocess.PIPE)
     server = start_server(parent_pid=parent.pid)
     try:
         create(server)
@@ -88,9 +99,14 @@ def test_parent_death_stops_the_server():
 
 
 def test_refuses_non_loopback_host():
-    r = subprocess.run([sys.executable, "-m", "hopx_kernel.server", "--host", "0.0.0.0"],
-                       capture_output=True, text=True, timeout=30, cwd=str(REPO),
-                       env={**os.environ, "PYTHONPATH": str(REPO)})
+    r = subprocess.run(
+        [sys.executable, "-m", "hopx_kernel.server", "--host", "0.0.0.0"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        cwd=str(REPO),
+        env={**os.environ, "PYTHONPATH": str(REPO)},
+    )
     assert r.returncode == 2 and "not a loopback address" in r.stderr and r.stdout == ""
 
 

@@ -26,34 +26,59 @@ def test_tokens():
     assert not auth.tokens_equal(None, a) and not auth.tokens_equal("", a)
 
 
-@pytest.mark.parametrize("headers,key", [
-    ({"X-API-Key": "k1"}, "k1"),
-    ({"Authorization": "Bearer k2"}, "k2"),
-    ({"Authorization": "bearer   k3 "}, "k3"),
-    ({"X-API-Key": " ", "Authorization": "Bearer k4"}, "k4"),
-    ({"Authorization": "Basic abc"}, None),
-    ({"Authorization": "Bearer"}, None),
-    ({}, None),
-])
+@pytest.mark.parametrize(
+    "headers,key",
+    [
+        ({"X-API-Key": "k1"}, "k1"),
+        ({"Authorization": "Bearer k2"}, "k2"),
+        ({"Authorization": "bearer   k3 "}, "k3"),
+        ({"X-API-Key": " ", "Authorization": "Bearer k4"}, "k4"),
+        ({"Authorization": "Basic abc"}, None),
+        ({"Authorization": "Bearer"}, None),
+        ({}, None),
+    ],
+)
 def test_api_key_from_headers(headers, key):
     assert auth.api_key_from_headers(headers) == key
 
 
-@pytest.mark.parametrize("host,ok", [
-    ("127.0.0.1", True), ("127.0.0.1:8888", True), ("127.4.5.6:1", True),
-    ("localhost:80", True), ("LOCALHOST", True), ("[::1]:9000", True), ("[::1]", True),
-    ("evil.example", False), ("evil.example:8888", False), ("10.0.0.1", False),
-    ("localhost.evil.example", False), ("", False), (None, False), ("[::1", False),
-])
+@pytest.mark.parametrize(
+    "host,ok",
+    [
+        ("127.0.0.1", True),
+        ("127.0.0.1:8888", True),
+        ("127.4.5.6:1", True),
+        ("localhost:80", True),
+        ("LOCALHOST", True),
+        ("[::1]:9000", True),
+        ("[::1]", True),
+        ("evil.example", False),
+        ("evil.example:8888", False),
+        ("10.0.0.1", False),
+        ("localhost.evil.example", False),
+        ("", False),
+        (None, False),
+        ("[::1", False),
+    ],
+)
 def test_loopback_host(host, ok):
     assert auth.is_loopback_host(host) is ok
 
 
-@pytest.mark.parametrize("origin,ok", [
-    ("http://127.0.0.1:8888", True), ("https://localhost", True), ("http://[::1]:3000", True),
-    ("http://evil.example", False), ("null", False), ("file://", False),
-    ("ftp://127.0.0.1", False), ("http://127.0.0.1:notaport", False), (None, False),
-])
+@pytest.mark.parametrize(
+    "origin,ok",
+    [
+        ("http://127.0.0.1:8888", True),
+        ("https://localhost", True),
+        ("http://[::1]:3000", True),
+        ("http://evil.example", False),
+        ("null", False),
+        ("file://", False),
+        ("ftp://127.0.0.1", False),
+        ("http://127.0.0.1:notaport", False),
+        (None, False),
+    ],
+)
 def test_loopback_origin(origin, ok):
     assert auth.is_loopback_origin(origin) is ok
 
@@ -79,8 +104,17 @@ def test_paths(tmp_path: Path):
     assert to_host_path(root, "~/n") == to_host_path(root, "/root/n") == tmp_path / "sb.home" / "n"
     assert to_sandbox_path(root, tmp_path / "sb.tmp" / "a") == "/tmp/a"
     assert to_sandbox_path(root, tmp_path / "sb.home") == "/root"
-    for bad in ("/etc/passwd", "/workspace/../etc", "../x", "/workspacex/y", "/tmpx/y",
-                "/tmp/../etc", "~/../etc", "/home/user", "a\0b"):
+    for bad in (
+        "/etc/passwd",
+        "/workspace/../etc",
+        "../x",
+        "/workspacex/y",
+        "/tmpx/y",
+        "/tmp/../etc",
+        "~/../etc",
+        "/home/user",
+        "a\0b",
+    ):
         with pytest.raises(PathNotAllowed) as info:
             to_host_path(root, bad)
         assert info.value.status == 403 and info.value.code == "PATH_NOT_ALLOWED"
@@ -94,10 +128,29 @@ def test_paths(tmp_path: Path):
 
 
 def test_env_scrub_and_mask():
-    env = {"PATH": "/bin", "HOPX_API_KEY": "k", "my_secret_token": "t", "AWS_ACCESS_KEY_ID": "a",
-           "DB_PASSWORD": "p", "GCP_CREDENTIALS": "c", "JPY_PARENT_PID": "1",
-           "JUPYTER_RUNTIME_DIR": "/r", "HOME": "/h", "MPLBACKEND": "agg"}
-    assert sandbox_env({**env, "DATABASE_URL": "pg://u:p@h", "GITHUB_PAT": "g", "NPM_AUTH": "n", "PGPASS": "p", "SSH_AUTH_SOCK": "/s", "LC_ALL": "C"}) == {"PATH": "/bin", "HOME": "/h", "LC_ALL": "C"}
+    env = {
+        "PATH": "/bin",
+        "HOPX_API_KEY": "k",
+        "my_secret_token": "t",
+        "AWS_ACCESS_KEY_ID": "a",
+        "DB_PASSWORD": "p",
+        "GCP_CREDENTIALS": "c",
+        "JPY_PARENT_PID": "1",
+        "JUPYTER_RUNTIME_DIR": "/r",
+        "HOME": "/h",
+        "MPLBACKEND": "agg",
+    }
+    assert sandbox_env(
+        {
+            **env,
+            "DATABASE_URL": "pg://u:p@h",
+            "GITHUB_PAT": "g",
+            "NPM_AUTH": "n",
+            "PGPASS": "p",
+            "SSH_AUTH_SOCK": "/s",
+            "LC_ALL": "C",
+        }
+    ) == {"PATH": "/bin", "HOME": "/h", "LC_ALL": "C"}
     masked = mask_env({"API_KEY": "x", "NAME": "y"})
     assert masked == {"API_KEY": MASK, "NAME": "y"}
     assert validate_env({"A": "1"}) == {"A": "1"}
@@ -108,8 +161,12 @@ def test_env_scrub_and_mask():
 
 def test_error_bodies():
     body = control_error_body("NOT_FOUND", "gone", "req_1", {"a": 1})
-    assert body["error"] == {"message": "gone", "code": "NOT_FOUND", "request_id": "req_1",
-                             "details": {"a": 1}}
+    assert body["error"] == {
+        "message": "gone",
+        "code": "NOT_FOUND",
+        "request_id": "req_1",
+        "details": {"a": 1},
+    }
     assert body["message"] == "gone" and body["code"] == "NOT_FOUND"
     agent = agent_error_body("PATH_NOT_ALLOWED", "no", "req_2")
     assert agent["error"] == "no" and agent["message"] == "no" and agent["code"] == "PATH_NOT_ALLOWED"
@@ -132,14 +189,21 @@ def test_parse_create():
     assert parse_create({})["template_name"] == "code-interpreter"
     assert parse_create({"template_name": "python"})["template_name"] == "code-interpreter"
     assert parse_create({"template_id": "code-interpreter", "timeout_seconds": 5}) == {
-        "template_name": "code-interpreter", "timeout_seconds": 5, "internet_access": True,
-        "env_vars": {}}
+        "template_name": "code-interpreter",
+        "timeout_seconds": 5,
+        "internet_access": True,
+        "env_vars": {},
+    }
     with pytest.raises(ServerError) as info:
         parse_create({"template_name": "ubuntu"})
     assert info.value.status == 404 and info.value.code == "TEMPLATE_NOT_FOUND"
     assert "code-interpreter" in info.value.message
-    for bad in ({"timeout_seconds": "5"}, {"timeout_seconds": True}, {"internet_access": 1},
-                {"env_vars": {"A": 1}}):
+    for bad in (
+        {"timeout_seconds": "5"},
+        {"timeout_seconds": True},
+        {"internet_access": 1},
+        {"env_vars": {"A": 1}},
+    ):
         with pytest.raises(ServerError) as info:
             parse_create(bad)
         assert info.value.status == 400
@@ -168,7 +232,6 @@ def test_prelude_and_postlude_restore(tmp_path: Path, monkeypatch):
 
 
 def test_death_reason():
-    assert death_reason(-signal.SIGKILL, 512) == \
-        "killed by signal 9 (SIGKILL) — likely the 512 MB memory cap"
+    assert death_reason(-signal.SIGKILL, 512) == "killed by signal 9 (SIGKILL) — likely the 512 MB memory cap"
     assert death_reason(-signal.SIGKILL, None) == "killed by signal 9 (SIGKILL)"
     assert death_reason(3, None) == "exited with code 3"

@@ -25,9 +25,13 @@ def _install() -> Path:
     modules = CACHE / "node_modules"
     if not (modules / "@hopx-ai" / "sdk" / "package.json").exists():
         CACHE.mkdir(parents=True, exist_ok=True)
-        subprocess.run(["npm", "install", "--prefix", str(CACHE), "--no-audit", "--no-fund",
-                        "--loglevel=error", SDK], check=True, timeout=120,
-                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+        subprocess.run(
+            ["npm", "install", "--prefix", str(CACHE), "--no-audit", "--no-fund", "--loglevel=error", SDK],
+            check=True,
+            timeout=120,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+        )
     return modules
 
 
@@ -35,14 +39,18 @@ def test_js_sdk(local_server):
     if shutil.which("node") is None or shutil.which("npm") is None:
         pytest.skip("node and npm are needed for the JS SDK conformance test")
     modules = _install()
-    env = {**os.environ, "NODE_PATH": str(modules), "HOPX_BASE_URL": local_server.base_url,
-           "HOPX_API_KEY": local_server.api_key}
-    done = subprocess.run(["node", str(SCRIPT)], env=env, capture_output=True, text=True,
-                          timeout=120)
+    env = {
+        **os.environ,
+        "NODE_PATH": str(modules),
+        "HOPX_BASE_URL": local_server.base_url,
+        "HOPX_API_KEY": local_server.api_key,
+    }
+    done = subprocess.run(["node", str(SCRIPT)], env=env, capture_output=True, text=True, timeout=120)
     rows = [json.loads(line) for line in done.stdout.splitlines() if line.startswith("{")]
     width = max(len(r["method"]) for r in rows)
     table = "js @hopx-ai/sdk 0.5.1\n" + "".join(
-        f"  {r['method'].ljust(width)}  {'ok ' if r['ok'] else 'FAIL'} {r['result']}\n" for r in rows)
+        f"  {r['method'].ljust(width)}  {'ok ' if r['ok'] else 'FAIL'} {r['result']}\n" for r in rows
+    )
     Path(tempfile.gettempdir(), "sdk-conformance-js.txt").write_text(table)
     print("\n" + table)
     assert done.returncode == 0, done.stderr[-2000:]

@@ -29,8 +29,10 @@ def sandbox(local_server):
 
 
 def test_order_and_byte_exact_text(local_server, sandbox):
-    code = ("import sys\nprint('a\\r\\rb', end='')\nsys.stderr.write('E1')\nprint('é✓🙂')\n"
-            "sys.stderr.write('E2')\nprint('x' * 300000)")
+    code = (
+        "import sys\nprint('a\\r\\rb', end='')\nsys.stderr.write('E1')\nprint('é✓🙂')\n"
+        "sys.stderr.write('E2')\nprint('x' * 300000)"
+    )
     frames_ = stream_sync(local_server, sandbox, code)
     kinds = [f["type"] for f in frames_]
     assert kinds[-2:] == ["result", "complete"] and kinds.count("result") == 1
@@ -47,8 +49,10 @@ def test_order_and_byte_exact_text(local_server, sandbox):
 
 def _held_until(release) -> str:
     """Cell code that waits, after its first line, until the test creates ``release``."""
-    return ("import os, time\nprint('x')\n"
-            f"while not os.path.exists({str(release)!r}):\n    time.sleep(0.01)\nprint('y')")
+    return (
+        "import os, time\nprint('x')\n"
+        f"while not os.path.exists({str(release)!r}):\n    time.sleep(0.01)\nprint('y')"
+    )
 
 
 def test_first_output_is_prompt(local_server, sandbox, tmp_path):
@@ -57,8 +61,9 @@ def test_first_output_is_prompt(local_server, sandbox, tmp_path):
     release = tmp_path / "release"
 
     async def scenario():
-        async with connect(f"{local_server.ws_url}/execute/stream",
-                           additional_headers=ws_headers(sandbox), compression=None) as ws:
+        async with connect(
+            f"{local_server.ws_url}/execute/stream", additional_headers=ws_headers(sandbox), compression=None
+        ) as ws:
             await ws.send(json.dumps({"type": "execute", "code": _held_until(release)}))
             async with asyncio.timeout(30):
                 first = json.loads(await ws.recv())
@@ -108,10 +113,19 @@ def test_structured_error(local_server, sandbox):
 
 def test_input_request_and_reply(local_server, sandbox):
     async def scenario():
-        async with connect(f"{local_server.ws_url}/execute/stream",
-                           additional_headers=ws_headers(sandbox), compression=None) as ws:
-            await ws.send(json.dumps({"type": "execute", "extensions": 1, "allow_stdin": True,
-                                      "code": "name = input('who? ')\nprint('hi', name)"}))
+        async with connect(
+            f"{local_server.ws_url}/execute/stream", additional_headers=ws_headers(sandbox), compression=None
+        ) as ws:
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "execute",
+                        "extensions": 1,
+                        "allow_stdin": True,
+                        "code": "name = input('who? ')\nprint('hi', name)",
+                    }
+                )
+            )
             async with asyncio.timeout(20):
                 while True:
                     frame = json.loads(await ws.recv())
@@ -135,11 +149,18 @@ def test_input_without_allow_stdin_fails_fast(local_server, sandbox):
 
 def test_interrupt_keeps_state(local_server, sandbox):
     async def scenario():
-        async with connect(f"{local_server.ws_url}/execute/stream",
-                           additional_headers=ws_headers(sandbox), compression=None) as ws:
-            await ws.send(json.dumps({"type": "execute", "extensions": 1, "code":
-                                      "kept = 'yes'\nimport time\nprint('go', flush=True)\n"
-                                      "time.sleep(60)"}))
+        async with connect(
+            f"{local_server.ws_url}/execute/stream", additional_headers=ws_headers(sandbox), compression=None
+        ) as ws:
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "execute",
+                        "extensions": 1,
+                        "code": "kept = 'yes'\nimport time\nprint('go', flush=True)\ntime.sleep(60)",
+                    }
+                )
+            )
             first = json.loads(await ws.recv())
             assert first["data"] == "go\n"
             await ws.send(json.dumps({"type": "interrupt"}))
@@ -151,8 +172,9 @@ def test_interrupt_keeps_state(local_server, sandbox):
 
 
 def test_timeout_then_sandbox_still_works(local_server, sandbox):
-    frames_ = stream_sync(local_server, sandbox, "t = 1\nimport time\ntime.sleep(60)\nprint('ran to the end')",
-                          timeout=1)
+    frames_ = stream_sync(
+        local_server, sandbox, "t = 1\nimport time\ntime.sleep(60)\nprint('ran to the end')", timeout=1
+    )
     assert "ran to the end" not in text(frames_)  # stopped, not waited for
     errors = of_type(frames_, "error")
     assert errors[0]["code"] == "EXECUTION_TIMEOUT"
@@ -167,6 +189,7 @@ def test_env_applies_once_and_workdir(local_server, sandbox):
     code = "import os\nprint(os.environ.get('ONCE'), os.getcwd().endswith('/sub'))"
     r = agent_mkdir = None
     from ..support.server_helpers import agent
+
     r = agent(local_server, sandbox, "POST", "/files/mkdir", json={"path": "/workspace/sub"})
     assert r.status_code == 200
     first = stream_sync(local_server, sandbox, code, env={"ONCE": "1"}, workdir="/workspace/sub")
@@ -181,8 +204,7 @@ def test_env_applies_once_and_workdir(local_server, sandbox):
 def test_sandbox_env_vars_and_masking(local_server, sandbox):
     from ..support.server_helpers import agent
 
-    r = agent(local_server, sandbox, "PUT", "/env",
-              json={"env_vars": {"PLAIN": "p", "API_TOKEN": "s3cret"}})
+    r = agent(local_server, sandbox, "PUT", "/env", json={"env_vars": {"PLAIN": "p", "API_TOKEN": "s3cret"}})
     assert r.status_code == 200
     assert r.json()["env_vars"] == {"PLAIN": "p", "API_TOKEN": "***MASKED***"}
     code = "import os\nprint(os.environ.get('PLAIN'), os.environ.get('API_TOKEN'))"
@@ -196,16 +218,19 @@ def test_sandbox_env_vars_and_masking(local_server, sandbox):
 
 
 def test_bash_streams_and_interrupts(local_server, sandbox):
-    frames_ = stream_sync(local_server, sandbox, "echo one; echo two >&2; pwd; exit 4",
-                          language="bash")
+    frames_ = stream_sync(local_server, sandbox, "echo one; echo two >&2; pwd; exit 4", language="bash")
     assert text(frames_).startswith("one\n") and text(frames_, "stderr") == "two\n"
     assert of_type(frames_, "result")[0]["exit_code"] == 4
 
     async def scenario():
-        async with connect(f"{local_server.ws_url}/execute/stream",
-                           additional_headers=ws_headers(sandbox), compression=None) as ws:
-            await ws.send(json.dumps({"type": "execute", "language": "bash", "extensions": 1,
-                                      "code": "echo start; sleep 60"}))
+        async with connect(
+            f"{local_server.ws_url}/execute/stream", additional_headers=ws_headers(sandbox), compression=None
+        ) as ws:
+            await ws.send(
+                json.dumps(
+                    {"type": "execute", "language": "bash", "extensions": 1, "code": "echo start; sleep 60"}
+                )
+            )
             assert json.loads(await ws.recv())["data"] == "start\n"
             await ws.send(json.dumps({"type": "interrupt"}))
             return await collect(ws, 20)
@@ -217,9 +242,11 @@ def test_bash_streams_and_interrupts(local_server, sandbox):
 def test_go_is_refused(local_server, sandbox):
     frames_ = stream_sync(local_server, sandbox, "package main", language="go")
     assert of_type(frames_, "error")[0] == {
-        "type": "error", "code": "INVALID_REQUEST",
+        "type": "error",
+        "code": "INVALID_REQUEST",
         "error": "language 'go' is not available in the local sandbox",
-        "timestamp": frames_[0]["timestamp"]}
+        "timestamp": frames_[0]["timestamp"],
+    }
     assert frames_[-1] == {"type": "complete", "success": False}
 
 
@@ -230,8 +257,9 @@ def test_complete_and_inspect(local_server, sandbox):
     r = agent(local_server, sandbox, "POST", "/complete", json={"code": "alpha_v", "cursor_pos": 7})
     assert r.status_code == 200 and "alpha_value" in r.json()["matches"], r.json()
     assert r.json()["cursor_start"] == 0 and r.json()["cursor_end"] == 7
-    r = agent(local_server, sandbox, "POST", "/inspect",
-              json={"code": "len", "cursor_pos": 3, "detail_level": 0})
+    r = agent(
+        local_server, sandbox, "POST", "/inspect", json={"code": "len", "cursor_pos": 3, "detail_level": 0}
+    )
     assert r.json()["found"] is True and "text/plain" in r.json()["data"]
     r = agent(local_server, sandbox, "POST", "/complete", json={"code": "x", "cursor_pos": "9"})
     assert r.status_code == 400
@@ -244,12 +272,20 @@ def test_executions_in_turn_on_one_socket_only_when_asked(local_server, sandbox)
     assert health["features"]["stream_reuse"] == 1
 
     async def scenario():
-        async with connect(f"{local_server.ws_url}/execute/stream",
-                           additional_headers=ws_headers(sandbox), compression=None) as ws:
+        async with connect(
+            f"{local_server.ws_url}/execute/stream", additional_headers=ws_headers(sandbox), compression=None
+        ) as ws:
             runs = []
             for i in range(3):
-                await ws.send(json.dumps({"type": "execute", "extensions": 1,
-                                          "code": f"n = {i} if {i} == 0 else n + 1\nprint(n)"}))
+                await ws.send(
+                    json.dumps(
+                        {
+                            "type": "execute",
+                            "extensions": 1,
+                            "code": f"n = {i} if {i} == 0 else n + 1\nprint(n)",
+                        }
+                    )
+                )
                 runs.append(await collect(ws))
             # the last one without extensions: HopX's behaviour, the socket ends after it
             await ws.send(json.dumps({"type": "execute", "code": "print(n * 10)"}))
@@ -267,8 +303,9 @@ def test_inspect_with_the_cursor_past_the_code_answers_as_ipykernel_does(local_s
     """JupyterLab's completer documentation panel sends the code cut at the item's end and the
     cursor past it (``resolve()`` in @jupyterlab/completer); that was a 400 on every Tab."""
 
-    r = agent(local_server, sandbox, "POST", "/inspect",
-              json={"code": "len", "cursor_pos": 9, "detail_level": 0})
+    r = agent(
+        local_server, sandbox, "POST", "/inspect", json={"code": "len", "cursor_pos": 9, "detail_level": 0}
+    )
     assert r.status_code == 200 and r.json()["found"] is True, r.json()
     r = agent(local_server, sandbox, "POST", "/complete", json={"code": "le", "cursor_pos": 5})
     assert r.status_code == 200 and "len" in r.json()["matches"]
@@ -295,12 +332,19 @@ def test_execution_count_and_in_order_result_only_with_extensions(local_server, 
     plain = stream_sync(local_server, sandbox, "6 * 7", execution_count=9, extensions=None)
     assert not of_type(plain, "execute_result")
     assert "data" not in of_type(plain, "result")[0]  # HopX's result: exit_code, execution_time
-    ext = stream_sync(local_server, sandbox, "from IPython.display import display\n"
-                      "display('shown'); 6 * 7", execution_count=1012, extensions=1)
+    ext = stream_sync(
+        local_server,
+        sandbox,
+        "from IPython.display import display\ndisplay('shown'); 6 * 7",
+        execution_count=1012,
+        extensions=1,
+    )
     kinds = [f["type"] for f in ext if f["type"] in ("display", "execute_result", "result")]
     assert kinds == ["display", "execute_result", "result"]
     assert "data" not in of_type(ext, "result")[0]
-    numbered = stream_sync(local_server, sandbox, "_1012, len(In), Out[1012]", execution_count=1013, extensions=1)
+    numbered = stream_sync(
+        local_server, sandbox, "_1012, len(In), Out[1012]", execution_count=1013, extensions=1
+    )
     assert of_type(numbered, "execute_result")[0]["data"]["text/plain"] == "(42, 1014, 42)"
 
 
@@ -323,8 +367,10 @@ def test_plain_client_gets_the_traceback_on_stderr(local_server, sandbox):
 
 
 def test_plain_client_gets_no_rich_frames_and_no_stdin(local_server, sandbox):
-    code = ("from IPython.display import HTML, display, clear_output\n"
-            "display(HTML('<i>x</i>'))\nclear_output()\nprint('out')\n21 * 2")
+    code = (
+        "from IPython.display import HTML, display, clear_output\n"
+        "display(HTML('<i>x</i>'))\nclear_output()\nprint('out')\n21 * 2"
+    )
     frames_ = stream_sync(local_server, sandbox, code, extensions=None)
     assert [f["type"] for f in frames_] == ["stdout", "result", "complete"]
     assert set(frames_[1]) == PLAIN_RESULT_KEYS
@@ -335,8 +381,7 @@ def test_plain_client_gets_no_rich_frames_and_no_stdin(local_server, sandbox):
 
 
 def test_plain_client_timeout_adds_no_traceback(local_server, sandbox):
-    frames_ = stream_sync(local_server, sandbox, "import time\ntime.sleep(30)", timeout=1,
-                          extensions=None)
+    frames_ = stream_sync(local_server, sandbox, "import time\ntime.sleep(30)", timeout=1, extensions=None)
     assert [f["type"] for f in frames_] == ["error", "result", "complete"]
     assert frames_[0]["code"] == "EXECUTION_TIMEOUT"
     assert set(frames_[1]) == PLAIN_RESULT_KEYS and frames_[1]["exit_code"] != 0
@@ -344,11 +389,17 @@ def test_plain_client_timeout_adds_no_traceback(local_server, sandbox):
 
 def test_plain_client_interrupt_frame_is_unknown(local_server, sandbox):
     async def scenario():
-        async with connect(f"{local_server.ws_url}/execute/stream",
-                           additional_headers=ws_headers(sandbox), compression=None) as ws:
-            await ws.send(json.dumps({"type": "execute", "code":
-                                      "import time\nprint('go', flush=True)\ntime.sleep(0.5)\n"
-                                      "print('done')"}))
+        async with connect(
+            f"{local_server.ws_url}/execute/stream", additional_headers=ws_headers(sandbox), compression=None
+        ) as ws:
+            await ws.send(
+                json.dumps(
+                    {
+                        "type": "execute",
+                        "code": "import time\nprint('go', flush=True)\ntime.sleep(0.5)\nprint('done')",
+                    }
+                )
+            )
             assert json.loads(await ws.recv())["data"] == "go\n"
             await ws.send(json.dumps({"type": "interrupt"}))
             return await collect(ws, 20)
@@ -375,8 +426,9 @@ def test_no_extensions_server_ignores_the_ask(plain_server):
     assert not {"stream_extensions", "kernel_channel", "stream_reuse"} & set(features)
     sb = create(plain_server)
     try:
-        frames_ = stream_sync(plain_server, sb, "from IPython.display import HTML\n"
-                              "display(HTML('x'))\n1/0", allow_stdin=True)  # asks: extensions 1
+        frames_ = stream_sync(
+            plain_server, sb, "from IPython.display import HTML\ndisplay(HTML('x'))\n1/0", allow_stdin=True
+        )  # asks: extensions 1
         assert {f["type"] for f in frames_} == {"stderr", "result", "complete"}
         assert set(of_type(frames_, "result")[0]) == PLAIN_RESULT_KEYS
         assert "ZeroDivisionError" in text(frames_, "stderr")
@@ -389,8 +441,9 @@ def test_no_extensions_server_closes_after_each_execution_even_when_asked(plain_
     sb = create(plain_server)
 
     async def scenario():
-        async with connect(f"{plain_server.ws_url}/execute/stream",
-                           additional_headers=ws_headers(sb), compression=None) as ws:
+        async with connect(
+            f"{plain_server.ws_url}/execute/stream", additional_headers=ws_headers(sb), compression=None
+        ) as ws:
             await ws.send(json.dumps({"type": "execute", "extensions": 1, "code": "print(1)"}))
             frames_ = await collect(ws)
             await ws.wait_closed()

@@ -47,17 +47,15 @@ class LocalServer:
 def start_server(*args: str, env: dict | None = None, parent_pid: int | None = None) -> LocalServer:
     """Start a local sandbox server and wait for its ready line."""
     run_env = dict(os.environ if env is None else env)
-    run_env["PYTHONPATH"] = os.pathsep.join(
-        p for p in (str(REPO), run_env.get("PYTHONPATH")) if p)
+    run_env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), run_env.get("PYTHONPATH")) if p)
     stderr = tempfile.NamedTemporaryFile(prefix="hopx-server-log-", suffix=".txt", delete=False)
-    handle = Handle.start(["--parent-pid", str(parent_pid or os.getpid()), *args],
-                          env=run_env, stderr=stderr, cwd=str(REPO))
+    handle = Handle.start(
+        ["--parent-pid", str(parent_pid or os.getpid()), *args], env=run_env, stderr=stderr, cwd=str(REPO)
+    )
     try:
         base_url, api_key = handle.ready(START_TIMEOUT)
     except HopxKernelError as exc:
         raise AssertionError(
-            f"local server did not report ready ({exc.line()}); log:\n"
-            + Path(stderr.name).read_text()) from exc
+            f"local server did not report ready ({exc.line()}); log:\n" + Path(stderr.name).read_text()
+        ) from exc
     return LocalServer(base_url, api_key, handle.proc, Path(stderr.name), handle=handle)
-
-

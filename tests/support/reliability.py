@@ -23,8 +23,11 @@ def sandbox_id(kc) -> str:
 
 def numbered_lines(text: str) -> list[int]:
     """The numbers of lines ``line <n>`` in ``text`` (complete lines only)."""
-    return [int(line.split()[1]) for line in text.splitlines(keepends=True)
-            if line.startswith("line ") and line.endswith("\n")]
+    return [
+        int(line.split()[1])
+        for line in text.splitlines(keepends=True)
+        if line.startswith("line ") and line.endswith("\n")
+    ]
 
 
 def wait_for(predicate, timeout: float, what: str):

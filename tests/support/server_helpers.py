@@ -22,23 +22,26 @@ def run(coro):
 def create(server, **body: Any) -> dict:
     """Create a sandbox over the control plane; returns the sandbox object."""
     body.setdefault("template_name", "code-interpreter")
-    r = httpx.post(f"{server.base_url}/v1/sandboxes", json=body,
-                   headers={"X-API-Key": server.api_key}, timeout=TIMEOUT)
+    r = httpx.post(
+        f"{server.base_url}/v1/sandboxes", json=body, headers={"X-API-Key": server.api_key}, timeout=TIMEOUT
+    )
     assert r.status_code == 201, r.text
     return r.json()
 
 
 def delete(server, sandbox: dict) -> None:
     """End a sandbox (ignores one that is already gone)."""
-    httpx.delete(f"{server.base_url}/v1/sandboxes/{sandbox['id']}",
-                 headers={"X-API-Key": server.api_key}, timeout=TIMEOUT)
+    httpx.delete(
+        f"{server.base_url}/v1/sandboxes/{sandbox['id']}",
+        headers={"X-API-Key": server.api_key},
+        timeout=TIMEOUT,
+    )
 
 
 def agent(server, sandbox: dict, method: str, path: str, **kw) -> httpx.Response:
     """An agent-plane HTTP call with the sandbox's bearer token."""
     headers = {"Authorization": f"Bearer {sandbox['auth_token']}", **kw.pop("headers", {})}
-    return httpx.request(method, f"{server.base_url}{path}", headers=headers,
-                         timeout=TIMEOUT, **kw)
+    return httpx.request(method, f"{server.base_url}{path}", headers=headers, timeout=TIMEOUT, **kw)
 
 
 def ws_headers(sandbox: dict) -> dict:
@@ -68,8 +71,12 @@ async def stream(server, sandbox: dict, code: str, **fields: Any) -> list[dict]:
     fields.setdefault("extensions", 1)
     if fields["extensions"] is None:
         del fields["extensions"]
-    async with connect(f"{server.ws_url}/execute/stream", additional_headers=ws_headers(sandbox),
-                       compression=None, open_timeout=TIMEOUT) as ws:
+    async with connect(
+        f"{server.ws_url}/execute/stream",
+        additional_headers=ws_headers(sandbox),
+        compression=None,
+        open_timeout=TIMEOUT,
+    ) as ws:
         await ws.send(json.dumps({"type": "execute", "code": code, **fields}))
         return await collect(ws)
 
