@@ -17,18 +17,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
 import secrets
 import sys
 import time
 from typing import Any
 
 from ..frames import LANGUAGE_ALIASES
+from . import safefs
 from .agent import AgentHandler
 from .bodies import now_rfc3339, rfc3339
 from .environment import validate_env
 from .errors import ServerError
 from .ipython import RunControl
-from .paths import to_host_path
+from .paths import host_root, locate
 from .processes import MAX_TIMEOUT, OUTPUT_CAP, Process, ProcessTable
 from .subproc import run_process
 
@@ -97,13 +99,17 @@ async def run_to_end(ctx, sandbox, proc: Process, argv: list[str], body: dict[st
     workdir = body.get("workdir") or body.get("working_dir") or "/workspace"
     if not isinstance(workdir, str):
         raise ServerError(400, "INVALID_REQUEST", "field 'workdir' must be a string")
-    cwd = to_host_path(sandbox.folder, workdir)
-    if not cwd.is_dir():
-        raise ServerError(404, "DIRECTORY_NOT_FOUND", f"workdir {workdir!r} is not a directory")
+    virtual, rel = locate(workdir)
+    # Resolved once, race-free: the child starts in the very directory this descriptor
+    # holds (chdir to /proc/self/fd/N follows the descriptor, not a path sandbox code
+    # could swap for a symlink in between). Called inline, not in a thread: a few openat
+    # calls that never block (O_DIRECTORY fails at once on a FIFO), and the background
+    # handlers rely on a bad workdir raising before this coroutine first yields.
+    dir_fd = safefs.open_dir(host_root(sandbox.folder, virtual), rel)
     try:
         code, timed_out = await run_process(
             argv,
-            cwd=cwd,
+            cwd=f"/proc/self/fd/{dir_fd}",
             env=env,
             emit=proc.emit,
             control=proc.control,
@@ -113,6 +119,8 @@ async def run_to_end(ctx, sandbox, proc: Process, argv: list[str], body: dict[st
     except FileNotFoundError as exc:
         proc.status, proc.ended, proc.exit_code = "failed", time.time(), 127
         raise ServerError(400, "COMMAND_FAILED", f"could not start {argv[0]!r}: {exc.strerror}") from exc
+    finally:
+        os.close(dir_fd)
     proc.ended, proc.exit_code = time.time(), code
     if proc.status == "killed":
         return

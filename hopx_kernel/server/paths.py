@@ -1,4 +1,5 @@
-"""Map sandbox paths to the sandbox's folders on this machine. Pure (no file is made).
+"""Map sandbox paths to the sandbox's folders on this machine. Pure (no file is touched:
+:mod:`.safefs` resolves the result race-free).
 
 A sandbox sees three places, each a private folder of its own on this machine:
 
@@ -12,14 +13,10 @@ sandbox path   host folder                            note
 
 Example:
     >>> from pathlib import Path
-    >>> to_host_path(Path("/srv/sb"), "/workspace/a/b.txt")
-    PosixPath('/srv/sb/a/b.txt')
-    >>> to_host_path(Path("/srv/sb"), "rel.txt")
-    PosixPath('/srv/sb/rel.txt')
-    >>> to_host_path(Path("/srv/sb"), "/tmp/x")
-    PosixPath('/srv/sb.tmp/x')
-    >>> to_host_path(Path("/srv/sb"), "~/notes")
-    PosixPath('/srv/sb.home/notes')
+    >>> locate("/workspace/a/b.txt"), locate("rel.txt"), locate("/tmp/x"), locate("~/notes")
+    (('/workspace', 'a/b.txt'), ('/workspace', 'rel.txt'), ('/tmp', 'x'), ('/root', 'notes'))
+    >>> host_root(Path("/srv/sb"), "/tmp")
+    PosixPath('/srv/sb.tmp')
     >>> to_sandbox_path(Path("/srv/sb"), Path("/srv/sb.tmp/x"))
     '/tmp/x'
 """
@@ -100,38 +97,6 @@ def locate(path: object) -> tuple[str, str]:
     if any(len(p.encode("utf-8")) > MAX_NAME_BYTES for p in parts):
         raise ServerError(400, "INVALID_PATH", f"a name in 'path' is over {MAX_NAME_BYTES} bytes")
     return virtual, rel
-
-
-def to_host_path(root: Path, path: str | None) -> Path:
-    """The host path for a sandbox path, refusing anything outside the sandbox's folders.
-
-    ``root`` is the sandbox folder (``/workspace``). Relative paths are taken relative to
-    ``/workspace``, ``~`` is the home folder; ``..`` is resolved first, so
-    ``/workspace/../etc`` is refused. Symlinks that point out of their folder are refused.
-
-    Raises:
-        PathNotAllowed: the path escapes the sandbox's folders.
-    """
-    if path is None or path == "":
-        path = WORKSPACE
-    if "\0" in path:
-        raise PathNotAllowed(path)
-    if path == "~" or path.startswith("~/"):
-        path = HOME + path[1:]
-    absolute = posixpath.normpath(posixpath.join(WORKSPACE, path))
-    for virtual in VIRTUAL_ROOTS:
-        if absolute == virtual or absolute.startswith(virtual + "/"):
-            break
-    else:
-        raise PathNotAllowed(path)
-    base = host_root(root, virtual)
-    rel = absolute[len(virtual) :].lstrip("/")
-    host = base / rel if rel else base
-    real_base = base.resolve()
-    real = host.resolve()
-    if real != real_base and real_base not in real.parents:
-        raise PathNotAllowed(path)
-    return host
 
 
 def to_sandbox_path(root: Path, host: Path) -> str:

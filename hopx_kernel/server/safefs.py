@@ -196,6 +196,28 @@ def is_dir(root: Path, rel: str) -> bool:
         return False
 
 
+def open_dir(root: Path, rel: str) -> int:
+    """A file descriptor (``O_DIRECTORY``, close-on-exec) for the directory ``rel`` inside
+    the root, resolved once: the caller uses this very directory (e.g. as a child's working
+    directory through ``/proc/self/fd/N``) and closes the descriptor.
+
+    Raises:
+        FsError: 403 ``PATH_NOT_ALLOWED`` when the path leaves the root through a symlink,
+            404 ``DIRECTORY_NOT_FOUND`` when it is missing or not a directory.
+    """
+    root_fd = -1
+    try:
+        root_fd = os.open(root, _DIR_FLAGS)
+        return open_beneath(root_fd, rel, _DIR_FLAGS)
+    except OSError as exc:
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise _refused(rel, "is not a directory in the sandbox", 404, "DIRECTORY_NOT_FOUND") from None
+        raise _os_error(exc, rel) from None
+    finally:
+        if root_fd >= 0:
+            os.close(root_fd)
+
+
 def list_dir(root: Path, rel: str) -> list[Entry]:
     """The entries of the directory ``rel``, sorted by name."""
     with _fd(root, rel, _DIR_FLAGS) as fd:

@@ -67,7 +67,7 @@ PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
 async def run_process(
     argv: list[str],
     *,
-    cwd: Path,
+    cwd: Path | str,
     env: dict[str, str],
     emit: Emit,
     control: RunControl,

@@ -8,14 +8,14 @@ from pathlib import Path
 import pytest
 
 from hopx_kernel.errors import HopxKernelError
-from hopx_kernel.server import auth
+from hopx_kernel.server import auth, safefs
 from hopx_kernel.server.bodies import agent_error_body, control_error_body, rfc3339
 from hopx_kernel.server.control import parse_create
 from hopx_kernel.server.environment import MASK, mask_env, sandbox_env, validate_env
 from hopx_kernel.server.errors import PathNotAllowed, ServerError
 from hopx_kernel.server.execution import env_changes, postlude_code, prelude_code
 from hopx_kernel.server.ipython import death_reason
-from hopx_kernel.server.paths import to_host_path, to_sandbox_path
+from hopx_kernel.server.paths import host_root, locate, to_sandbox_path
 from hopx_kernel.text import strip_ansi
 
 
@@ -91,17 +91,16 @@ def test_loopback_bind():
 def test_paths(tmp_path: Path):
     root = tmp_path / "sb"
     (root / "d").mkdir(parents=True)
-    assert to_host_path(root, "/workspace") == root
-    assert to_host_path(root, None) == root
-    assert to_host_path(root, "/workspace/d/x.txt") == root / "d" / "x.txt"
-    assert to_host_path(root, "d/x.txt") == root / "d" / "x.txt"
-    assert to_host_path(root, "/workspace/d/../y") == root / "y"
+    assert locate("/workspace") == locate(None) == ("/workspace", "")
+    assert locate("/workspace/d/x.txt") == locate("d/x.txt") == ("/workspace", "d/x.txt")
+    assert locate("/workspace/d/../y") == ("/workspace", "y")
+    assert host_root(root, "/workspace") == root
     assert to_sandbox_path(root, root / "d" / "x") == "/workspace/d/x"
     assert to_sandbox_path(root, root) == "/workspace"
     # /tmp and the home folder are the sandbox's own folders beside /workspace's
-    assert to_host_path(root, "/tmp") == tmp_path / "sb.tmp"
-    assert to_host_path(root, "/tmp/a/b") == tmp_path / "sb.tmp" / "a" / "b"
-    assert to_host_path(root, "~/n") == to_host_path(root, "/root/n") == tmp_path / "sb.home" / "n"
+    assert locate("/tmp/a/b") == ("/tmp", "a/b") and host_root(root, "/tmp") == tmp_path / "sb.tmp"
+    assert locate("~/n") == locate("/root/n") == ("/root", "n")
+    assert host_root(root, "/root") == tmp_path / "sb.home"
     assert to_sandbox_path(root, tmp_path / "sb.tmp" / "a") == "/tmp/a"
     assert to_sandbox_path(root, tmp_path / "sb.home") == "/root"
     for bad in (
@@ -113,18 +112,26 @@ def test_paths(tmp_path: Path):
         "/tmp/../etc",
         "~/../etc",
         "/home/user",
-        "a\0b",
     ):
         with pytest.raises(PathNotAllowed) as info:
-            to_host_path(root, bad)
+            locate(bad)
         assert info.value.status == 403 and info.value.code == "PATH_NOT_ALLOWED"
+    with pytest.raises(ServerError) as info:
+        locate("a\0b")
+    assert info.value.status == 400
+    # symlinks leaving a folder are refused when the directory is opened (safefs)
     (root / "link").symlink_to("/etc")
-    with pytest.raises(PathNotAllowed):
-        to_host_path(root, "/workspace/link/passwd")
+    with pytest.raises(ServerError) as info:
+        safefs.open_dir(root, "link")
+    assert info.value.status == 403 and info.value.code == "PATH_NOT_ALLOWED"
     (tmp_path / "sb.tmp").mkdir()
     (tmp_path / "sb.tmp" / "up").symlink_to(root)  # into /workspace: still out of /tmp
-    with pytest.raises(PathNotAllowed):
-        to_host_path(root, "/tmp/up/d")
+    with pytest.raises(ServerError) as info:
+        safefs.open_dir(tmp_path / "sb.tmp", "up/d")
+    assert info.value.status == 403
+    with pytest.raises(ServerError) as info:
+        safefs.open_dir(root, "nowhere")
+    assert info.value.status == 404 and info.value.code == "DIRECTORY_NOT_FOUND"
 
 
 def test_env_scrub_and_mask():
