@@ -8,9 +8,12 @@ stderr traceback, and ``input()`` refused with a clear error.
 
 from __future__ import annotations
 
+import importlib.util
 import threading
 
 import pytest
+
+from hopx_kernel.wire import WIDGET_VIEW_MIME
 
 from ..support.kernels import execute, running_kernel
 from ..support.local_server import start_server
@@ -87,3 +90,51 @@ def test_interrupt_stops_the_cell(mode_kernel):
         assert "connection was closed" in cell.reply["evalue"]
     # closing the socket makes the local agent interrupt the code too: state is kept
     assert execute(kc, "print(kept_too)", timeout=60).stream() == "yes\n"
+
+
+def test_kernel_info_offers_the_debugger_only_with_the_channel(mode_kernel):
+    mode, _, kc = mode_kernel
+    msg_id = kc.kernel_info()
+    while True:
+        reply = kc.get_shell_msg(timeout=30)
+        if reply["parent_header"].get("msg_id") == msg_id:
+            break
+    features = reply["content"]["supported_features"]
+    if mode == "plain":
+        assert "debugger" not in features and "kernel subshells" not in features, features
+    else:
+        assert features == (["debugger"] if importlib.util.find_spec("debugpy") else []), features
+
+
+def test_a_debug_request_is_always_answered(mode_kernel):
+    mode, _, kc = mode_kernel
+    msg = kc.session.msg(
+        "debug_request",
+        {"type": "request", "seq": 1, "command": "initialize", "arguments": {"adapterID": "hopx"}},
+    )
+    kc.control_channel.send(msg)
+    while True:
+        reply = kc.get_control_msg(timeout=30)
+        if reply["parent_header"].get("msg_id") == msg["header"]["msg_id"]:
+            break
+    content = reply["content"]
+    assert reply["msg_type"] == "debug_reply" and content["command"] == "initialize"
+    if mode == "plain":
+        assert content["success"] is False
+        assert (
+            content["message"] and "\n" not in content["message"] and "kernel channel" in content["message"]
+        )
+
+
+def test_a_widget_cell_degrades_cleanly_without_the_channel(mode_kernel):
+    """With the channel the view arrives and no note is printed. A plain agent sends
+    HopX's frames only (no display frames, no result data), so the view never reaches the
+    kernel: the cell still succeeds and says nothing (the once-only note for a view that
+    does arrive without a channel is tests/test_comms_note.py)."""
+    mode, _, kc = mode_kernel
+    first = execute(kc, "import ipywidgets\nipywidgets.IntSlider(value=3)")
+    second = execute(kc, "ipywidgets.IntSlider(value=4)")
+    assert first.status == second.status == "ok"
+    views = [c for c in first.of("execute_result") if WIDGET_VIEW_MIME in c["data"]]
+    assert len(views) == (1 if mode == "extensions" else 0), first.outputs
+    assert first.stream("stderr") == second.stream("stderr") == "", (first.outputs, second.outputs)
