@@ -32,7 +32,28 @@ def listening_ports(procs) -> set[int]:
 
 
 def open_ports() -> set[int]:
-    return {c.laddr.port for c in psutil.net_connections(kind="inet") if c.status == psutil.CONN_LISTEN}
+    """Ports listened on by this test run's processes (or by a process we cannot name).
+
+    A port number a stopped kernel freed may be taken at once by a process of another test
+    run on the same machine (another checkout's pytest): that is not a leak of ours. Ours
+    are pytest's descendants and anything naming this run's private TMPDIR in its command
+    line (a server's --root, a kernel's connection file), even once orphaned."""
+    descendants = {p.pid for p in psutil.Process().children(recursive=True)}
+    run_tmp = tempfile.gettempdir()
+
+    def ours(pid: int | None) -> bool:
+        if pid is None or pid in descendants:
+            return True
+        try:
+            return run_tmp in " ".join(psutil.Process(pid).cmdline())
+        except psutil.Error:
+            return True  # gone or hidden: cannot clear it
+
+    return {
+        c.laddr.port
+        for c in psutil.net_connections(kind="inet")
+        if c.status == psutil.CONN_LISTEN and ours(c.pid)
+    }
 
 
 def sandbox_kernels(server) -> list[psutil.Process]:
