@@ -63,6 +63,24 @@ def sandbox_object(sandbox: Sandbox, base_url: str, memory_mb: int | None = None
     }
 
 
+def known_template(name: str) -> str:
+    """``name`` if this server has that template (by name or id).
+
+    Raises:
+        ServerError: 404 ``TEMPLATE_NOT_FOUND``, naming the templates there are.
+    """
+    if name not in TEMPLATES and name != TEMPLATE_ID:
+        valid = ", ".join(repr(t) for t in TEMPLATES)
+        raise ServerError(
+            404,
+            "TEMPLATE_NOT_FOUND",
+            # no "sandbox ... not found" wording: the JS SDK would call that SandboxExpiredError
+            f"unknown template {name!r}; use one of {valid}",
+            {"template": name, "available_templates": list(TEMPLATES)},
+        )
+    return name
+
+
 def parse_create(body: dict[str, Any]) -> dict[str, Any]:
     """Validate a create request; returns the keyword arguments for ``Registry.create``.
 
@@ -74,16 +92,7 @@ def parse_create(body: dict[str, Any]) -> dict[str, Any]:
         name = body.get("template_id")
     if name is None:
         name = "code-interpreter"
-    name = str(name)
-    if name not in TEMPLATES and name != TEMPLATE_ID:
-        valid = ", ".join(repr(t) for t in TEMPLATES)
-        raise ServerError(
-            404,
-            "TEMPLATE_NOT_FOUND",
-            # no "sandbox ... not found" wording: the JS SDK would call that SandboxExpiredError
-            f"unknown template {name!r}; use one of {valid}",
-            {"template": name, "available_templates": list(TEMPLATES)},
-        )
+    name = known_template(str(name))
     timeout = parse_timeout(body.get("timeout_seconds"), zero_ok=True)
     internet = body.get("internet_access", True)
     if not isinstance(internet, bool):
@@ -239,12 +248,5 @@ class TemplatesHandler(ControlHandler):
             items = [template_object(n) for n in TEMPLATES]
             self.reply({"object": "list", "data": items, "has_more": False, "request_id": self.request_id})
             return
-        if name not in TEMPLATES and name != TEMPLATE_ID:
-            valid = ", ".join(repr(t) for t in TEMPLATES)
-            raise ServerError(
-                404,
-                "TEMPLATE_NOT_FOUND",
-                f"unknown template {name!r}; use one of {valid}",
-                {"template": name, "available_templates": list(TEMPLATES)},
-            )
+        name = known_template(name)
         self.reply(template_object("code-interpreter" if name == TEMPLATE_ID else name))
