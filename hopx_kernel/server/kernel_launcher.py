@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import sys
+import warnings
 from dataclasses import dataclass
 from typing import Any
 
@@ -270,6 +271,22 @@ def _confine() -> None:
         sys.exit(3)
 
 
+def _use_completer_cache() -> None:
+    """Point Jedi at the server's read-only completer cache (jedi_cache.py), when given:
+    IPython has imported Jedi already, so this costs nothing. Parso's attempts to add to
+    the cache then fail with PermissionError, which it reports as a warning: not the
+    user's business, so it is silenced."""
+    folder = os.environ.pop("HOPX_JEDI_CACHE", None)
+    if not folder:
+        return
+    try:
+        import jedi
+    except ImportError:
+        return
+    jedi.settings.cache_directory = folder
+    warnings.filterwarnings("ignore", message="Tried to save a file to")
+
+
 def main() -> None:
     """Apply limits and patches, then run ``IPKernelApp``."""
     _apply_limits()
@@ -280,6 +297,7 @@ def main() -> None:
     app = kernelapp.IPKernelApp.instance()
     app.initialize(sys.argv[1:] + ["--IPythonKernel._execute_sleep=0", "--IPKernelApp.log_level=ERROR"])
     _drop_session_vars()
+    _use_completer_cache()
     _confine()
     app.start()
 

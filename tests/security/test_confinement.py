@@ -15,7 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from hopx_kernel.server import confinement
+from hopx_kernel.server import confinement, jedi_cache
 
 from ..support.local_server import KERNEL_MARK, start_server
 from .attack import agent, create, delete
@@ -237,3 +237,31 @@ print(out.strip(), squares, open('data.txt').read())
         },
     ).json()
     assert bash["stdout"] == "hi\ntmp-ok\n", bash
+
+
+def test_the_shared_completer_cache_is_read_only_to_sandboxes():
+    build = jedi_cache.start_build()  # made once per machine; None when it is there already
+    if build is not None:
+        jedi_cache.finish_build(build)
+    folder = jedi_cache.ready()
+    assert folder is not None and any(folder.rglob("*.pkl")), "the completer cache was not made"
+    server = start_server("--pool-size", "0")
+    try:
+        sandbox = create(server)
+        probe = f"""
+import os
+target = {str(folder)!r}
+print(os.path.isdir(target), len(os.listdir(target)) > 0)
+try:
+    open(os.path.join(target, 'planted.pkl'), 'wb').write(b'x')
+    print('written')
+except PermissionError:
+    print('refused')
+print('HOPX_JEDI_CACHE' in os.environ)
+"""
+        body = py(server, sandbox, probe)
+        assert body["stdout"] == "True True\nrefused\nFalse\n", body  # readable, never writable
+        assert not (folder / "planted.pkl").exists()
+        delete(server, sandbox)
+    finally:
+        assert server.stop() == 0
