@@ -3,12 +3,11 @@
 Each sandbox has a private home, so Jedi (the completer) would start cold in each one:
 its first completion parses the standard library's stubs, about 2.3 s of CPU measured on
 this machine, longer than JupyterLab waits for a first Tab. The server therefore keeps
-one parsed cache per Python version in the user's cache folder, made once per machine by
-a child process that writes a temporary folder and renames it into place (atomic: a
-reader sees all of it or none). Sandboxes get it read-only (Landlock read rule) through
-``ENV``; the sandbox kernel points Jedi at it. A sandbox can never write it, so one
-sandbox cannot plant a pickle another loads. Until it exists (the first server on a
-machine) sandboxes complete cold, as before.
+one parsed cache per Python version in the user's cache folder, made once per machine
+(the first server's start takes ~2 s longer) by a child process that writes a
+temporary folder and renames it into place (atomic: a reader sees all of it or none).
+Sandboxes get it read-only (a Landlock read rule) through ``ENV``, and the sandbox kernel
+points Jedi at it. No sandbox can write it, so none can plant a pickle another loads.
 """
 
 from __future__ import annotations
@@ -41,38 +40,31 @@ def ready(folder: Path | None = None) -> Path | None:
     return folder if folder.is_dir() else None
 
 
-def start_build(folder: Path | None = None) -> subprocess.Popen | None:
-    """Begin making the cache in a child process (None: there is one already, or Jedi is
-    missing). The caller reaps it with :func:`finish_build`."""
+def ensure(folder: Path | None = None, timeout: float = 120.0) -> Path | None:
+    """The cache folder, made first if this machine has none (a child process writes a
+    temporary folder, then renames it into place). None if it cannot be made (no Jedi, a
+    failure, or over ``timeout``): sandboxes then complete cold."""
     folder = folder or cache_dir()
     if ready(folder) is not None:
-        return None
+        return folder
     try:
         import jedi  # noqa: F401  (only to know whether the build can work)
     except ImportError:
         return None
     folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-    return subprocess.Popen(
-        [sys.executable, "-c", _BUILD, str(tmp)],
-        stdin=subprocess.DEVNULL,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "PYTHONDONTWRITEBYTECODE": "1"},
-    )
-
-
-def finish_build(proc: subprocess.Popen, folder: Path | None = None, *, kill: bool = False) -> None:
-    """Reap the build; move its folder into place when it succeeded, else remove it."""
-    folder = folder or cache_dir()
-    tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
-    if kill and proc.poll() is None:
-        proc.kill()
-    ok = proc.wait() == 0 and not kill
-    if ok and tmp.is_dir():
-        try:
-            os.rename(tmp, folder)  # atomic; fails if another server got there first
-            return
-        except OSError:
-            pass
-    shutil.rmtree(tmp, ignore_errors=True)
+    try:
+        subprocess.run(
+            [sys.executable, "-c", _BUILD, str(tmp)],
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+            timeout=timeout,
+            check=True,
+        )
+        os.rename(tmp, folder)  # atomic; fails if another server got there first
+    except (OSError, subprocess.SubprocessError):
+        pass
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+    return ready(folder)

@@ -199,12 +199,10 @@ async def serve(args: argparse.Namespace) -> int:
             p for p in (package_parent, kernel_env.get("PYTHONPATH")) if p
         )
 
-    completer_cache = jedi_cache.ready()
+    # once per machine (~2 s, before anything listens): every sandbox's first Tab is fast
+    completer_cache = jedi_cache.ensure()
     if completer_cache is not None:
         kernel_env[jedi_cache.ENV] = str(completer_cache)
-        cache_build = None
-    else:
-        cache_build = jedi_cache.start_build()  # for the next server on this machine
     abi = confinement.abi_version()
     extra_read = [package_parent] + ([str(completer_cache)] if completer_cache else [])
     read_paths = confinement.read_paths(root, extra_read) if abi else None
@@ -253,12 +251,8 @@ async def serve(args: argparse.Namespace) -> int:
 
     print(json.dumps({"base_url": state.base_url, "api_key": state.api_key}), flush=True)
     log.info("local sandbox server listening on %s (root %s)", state.base_url, root)
-    if cache_build is not None:
-        loop.run_in_executor(None, jedi_cache.finish_build, cache_build)
     await stop.wait()
     log.info("stopping: ending every sandbox")
-    if cache_build is not None and cache_build.poll() is None:
-        jedi_cache.finish_build(cache_build, kill=True)
     server.stop()
     if watcher is not None:
         watcher.cancel()

@@ -240,10 +240,7 @@ print(out.strip(), squares, open('data.txt').read())
 
 
 def test_the_shared_completer_cache_is_read_only_to_sandboxes():
-    build = jedi_cache.start_build()  # made once per machine; None when it is there already
-    if build is not None:
-        jedi_cache.finish_build(build)
-    folder = jedi_cache.ready()
+    folder = jedi_cache.ensure()  # made once per machine, by the first server at the latest
     assert folder is not None and any(folder.rglob("*.pkl")), "the completer cache was not made"
     server = start_server("--pool-size", "0")
     try:
