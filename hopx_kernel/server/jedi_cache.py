@@ -51,9 +51,9 @@ def ensure(folder: Path | None = None, timeout: float = 120.0) -> Path | None:
         import jedi  # noqa: F401  (only to know whether the build can work)
     except ImportError:
         return None
-    folder.parent.mkdir(parents=True, exist_ok=True)
     tmp = folder.with_name(f"{folder.name}.tmp-{os.getpid()}")
     try:
+        folder.parent.mkdir(parents=True, exist_ok=True)  # an unwritable home: no cache
         subprocess.run(
             [sys.executable, "-c", _BUILD, str(tmp)],
             stdin=subprocess.DEVNULL,
