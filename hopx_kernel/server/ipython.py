@@ -58,8 +58,9 @@ IPC_PATH_MAX = 107
 #: Evaluated by IPython after each execution: the working directory, so the server knows
 #: when a request's ``workdir`` needs no chdir (the SDK sends one on every call).
 CWD_EXPRESSION = {"cwd": "__import__('os').getcwd()"}
-#: A completion asked of every new kernel, so Jedi is loaded before the user's first Tab...
-WARM_COMPLETION = "import os; os.pa"
+#: Completions asked of every new kernel (a name at the top level, an attribute), so Jedi
+#: has inferred what IPython puts in the namespace before the user's first Tab...
+WARM_COMPLETIONS = ("pri", "import os; os.pa")
 #: ...once it has been idle this many seconds.
 WARM_AFTER_IDLE = 1.0
 # Where pip installs for one sandbox (under its home); PYTHONPATH puts it on sys.path.
@@ -334,7 +335,8 @@ class IPythonRunner:
             if wait <= 0 and not self._busy:
                 break
             await asyncio.sleep(wait if wait > 0 else WARM_AFTER_IDLE)
-        self._kc.complete(WARM_COMPLETION, len(WARM_COMPLETION))
+        for code in WARM_COMPLETIONS:
+            self._kc.complete(code, len(code))
 
     @contextlib.contextmanager
     def _running(self):
