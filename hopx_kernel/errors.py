@@ -21,7 +21,7 @@ library's internal traceback.
     ├── SandboxDisconnected    the stream dropped before ``complete``
     │   └── SandboxStalled     the agent stopped answering pings mid-cell
     ├── MagicError             a magic used wrongly (``magics.py``; shown as ``UsageError``)
-    └── ServerError            the local sandbox server's HTTP errors (``server/errors.py``)
+    └── ServerError            the local sandbox server's HTTP errors (``server/server_errors.py``)
 """
 
 from __future__ import annotations

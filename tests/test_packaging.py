@@ -69,7 +69,12 @@ def test_the_sdist_holds_the_sources_and_the_kernelspec(dist):
         names = {n.split("/", 1)[1] for n in tar.getnames() if "/" in n}
     for name in SPEC_FILES:
         assert f"kernelspec/hopx-remote-python/{name}" in names
-    assert {"pyproject.toml", "README.md", "hopx_kernel/__init__.py", "hopx_kernel/server/app.py"} <= names
+    assert {
+        "pyproject.toml",
+        "README.md",
+        "hopx_kernel/__init__.py",
+        "hopx_kernel/server/web/app.py",
+    } <= names
     assert not any(n.startswith((".venv", "out/", "bench/raw")) or "__pycache__" in n for n in names)
 
 

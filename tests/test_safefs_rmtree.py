@@ -1,4 +1,4 @@
-"""The Python 3.10 fallback of :func:`hopx_kernel.server.safefs.remove` (``shutil.rmtree``
+"""The Python 3.10 fallback of :func:`hopx_kernel.server.runtime.safefs.remove` (``shutil.rmtree``
 takes ``dir_fd`` only from 3.11): a folder goes through descriptors, a symlink inside it is
 unlinked and its target stays. Run on every version, so the fallback is tested where CI runs."""
 
@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import os
 
-from hopx_kernel.server import safefs
+from hopx_kernel.server.runtime import safefs
 
 
 def test_rmtree_at_removes_a_folder_and_never_follows_its_symlinks(tmp_path):

@@ -29,13 +29,14 @@ from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from ..loopback import listen_url
-from . import auth, confinement, jedi_cache
-from .app import MAX_BODY, ServerState, make_app
-from .environment import sandbox_env
-from .execution import Context
-from .ipython import IPythonRunner, Limits
-from .pool import KernelPool
-from .sandbox import MAX_SANDBOXES, Registry
+from .domain.environment import sandbox_env
+from .domain.execution import Context
+from .domain.pool import KernelPool
+from .domain.sandbox import MAX_SANDBOXES, Registry
+from .runtime import confinement, jedi_cache
+from .runtime.ipython import IPythonRunner, Limits
+from .web import auth
+from .web.app import MAX_BODY, ServerState, make_app
 
 log = logging.getLogger("hopx_kernel.server")
 #: Seconds between checks that ``--parent-pid`` still lives.

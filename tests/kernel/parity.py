@@ -42,7 +42,7 @@ PARITY_CELLS = [
 STREAM_ORDER = (
     "unflushed, a local ipykernel sends stdout and stderr as separate 200 ms batches, "
     "stdout's first; the sandbox keeps the order they were written in, on purpose "
-    "(hopx_kernel/server/kernel_launcher.py)"
+    "(hopx_kernel/server/runtime/kernel_launcher.py)"
 )
 #: Cells whose outputs cannot be the same: source → (kind, reason). Kind "skip": outputs not
 #: compared (the execution count still is).

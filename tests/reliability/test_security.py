@@ -20,7 +20,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from hopx_kernel.server.app import ServerState, make_app
+from hopx_kernel.server.web.app import ServerState, make_app
 
 from ..support.kernels import execute
 from ..support.local_server import KERNEL_MARK, start_server

@@ -1,7 +1,7 @@
 """A command's working folder never leaves the sandbox, even through a swapped symlink.
 
 ``/commands/run`` and ``/commands/background`` resolve ``workdir`` once through the
-race-free layer (:mod:`hopx_kernel.server.safefs`) and start the child in exactly that
+race-free layer (:mod:`hopx_kernel.server.runtime.safefs`) and start the child in exactly that
 directory; a workdir that is, or passes through, a symlink out of the sandbox is one
 clean 403, and nothing outside is touched.
 """

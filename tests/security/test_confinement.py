@@ -15,7 +15,7 @@ import httpx
 import psutil
 import pytest
 
-from hopx_kernel.server import confinement, jedi_cache
+from hopx_kernel.server.runtime import confinement, jedi_cache
 
 from ..support.local_server import KERNEL_MARK, start_server
 from .attack import agent, create, delete

@@ -1,4 +1,4 @@
-"""The private parts of ipykernel's ``OutStream`` that ``hopx_kernel/server/kernel_launcher.py``
+"""The private parts of ipykernel's ``OutStream`` that ``hopx_kernel/server/runtime/kernel_launcher.py``
 replaces or relies on. If ipykernel changes them, this fails and says what moved, before
 the sandbox's output goes quietly wrong (pyproject.toml also bounds ipykernel below 8).
 
@@ -17,7 +17,7 @@ import zmq
 from ipykernel.iostream import IOPubThread, OutStream
 from jupyter_client.session import Session
 
-WHERE = "hopx_kernel/server/kernel_launcher.py (_patch_streams)"
+WHERE = "hopx_kernel/server/runtime/kernel_launcher.py (_patch_streams)"
 
 
 def _changed(what: str) -> str:

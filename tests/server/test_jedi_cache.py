@@ -7,7 +7,7 @@ import ast
 import sys
 from pathlib import Path
 
-from hopx_kernel.server import jedi_cache
+from hopx_kernel.server.runtime import jedi_cache
 
 from ..support.server_helpers import agent, create, delete
 

@@ -8,14 +8,15 @@ from pathlib import Path
 import pytest
 
 from hopx_kernel.errors import HopxKernelError
-from hopx_kernel.server import auth, safefs
-from hopx_kernel.server.bodies import agent_error_body, control_error_body, rfc3339
-from hopx_kernel.server.control import parse_create
-from hopx_kernel.server.environment import MASK, mask_env, sandbox_env, validate_env
-from hopx_kernel.server.errors import PathNotAllowed, ServerError
-from hopx_kernel.server.execution import env_changes, postlude_code, prelude_code
-from hopx_kernel.server.ipython import death_reason
-from hopx_kernel.server.paths import host_root, locate, to_sandbox_path
+from hopx_kernel.server.domain.environment import MASK, mask_env, sandbox_env, validate_env
+from hopx_kernel.server.domain.execution import env_changes, postlude_code, prelude_code
+from hopx_kernel.server.domain.paths import host_root, locate, to_sandbox_path
+from hopx_kernel.server.runtime import safefs
+from hopx_kernel.server.runtime.ipython import death_reason
+from hopx_kernel.server.server_errors import PathNotAllowed, ServerError
+from hopx_kernel.server.web import auth
+from hopx_kernel.server.web.bodies import agent_error_body, control_error_body, rfc3339
+from hopx_kernel.server.web.control_plane import parse_create
 from hopx_kernel.text import strip_ansi
 
 

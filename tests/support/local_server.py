@@ -13,7 +13,7 @@ from hopx_kernel.errors import HopxKernelError
 from hopx_kernel.local_server import LocalServer as Handle
 
 REPO = Path(__file__).resolve().parents[2]
-KERNEL_MARK = "hopx_kernel.server.kernel_launcher"
+KERNEL_MARK = "hopx_kernel.server.runtime.kernel_launcher"
 START_TIMEOUT = 60.0
 
 

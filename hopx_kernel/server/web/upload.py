@@ -16,10 +16,10 @@ from dataclasses import dataclass
 
 from tornado.web import stream_request_body
 
-from . import safefs
-from .agent import AgentHandler
-from .errors import ServerError
-from .paths import host_root, locate
+from ..domain.paths import host_root, locate
+from ..runtime import safefs
+from ..server_errors import ServerError
+from .agent_plane import AgentHandler
 
 #: Bytes scanned per read while looking for multipart boundaries.
 SCAN = 1024 * 1024

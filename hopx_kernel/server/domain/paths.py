@@ -26,7 +26,7 @@ from __future__ import annotations
 import posixpath
 from pathlib import Path
 
-from .errors import PathNotAllowed, ServerError
+from ..server_errors import PathNotAllowed, ServerError
 
 WORKSPACE = "/workspace"
 HOME = "/root"

@@ -12,10 +12,10 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..frames import Stream
-from .bodies import rfc3339
-from .errors import ServerError
-from .ipython import RunControl
+from ...frames import Stream
+from ..runtime.ipython import RunControl
+from ..server_errors import ServerError
+from ..web.bodies import rfc3339
 
 #: Output kept per stream of one process; more stops the process (it is not a log store).
 OUTPUT_CAP = 8 * 1024 * 1024

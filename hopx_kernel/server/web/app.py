@@ -6,11 +6,11 @@ from dataclasses import dataclass
 
 from tornado.web import Application
 
-from . import agent, channel, commands, control, files, stream, upload
+from ..domain.execution import Context
+from ..domain.sandbox import Registry
+from . import agent_plane, channel, commands, control_plane, files, stream, upload
 from .base import NotFoundHandler
-from .execution import Context
 from .logs import log_request
-from .sandbox import Registry
 
 #: WebSocket messages above this close the connection (1009); between 1 MiB and this
 #: size they get an ``error`` frame and the connection stays usable.
@@ -54,29 +54,29 @@ def make_app(state: ServerState) -> Application:
     s = {"state": state}
     sandbox_id = r"([A-Za-z0-9_.-]+)"
     routes = [
-        (r"/v1/sandboxes/?", control.SandboxesHandler, s),
-        (rf"/v1/sandboxes/{sandbox_id}/?", control.SandboxHandler, s),
+        (r"/v1/sandboxes/?", control_plane.SandboxesHandler, s),
+        (rf"/v1/sandboxes/{sandbox_id}/?", control_plane.SandboxHandler, s),
         (
             rf"/v1/sandboxes/{sandbox_id}/(timeout|token/refresh|pause|resume)/?",
-            control.SandboxActionHandler,
+            control_plane.SandboxActionHandler,
             s,
         ),
-        (r"/health/?", agent.HealthHandler, s),
-        (r"/execute/?", agent.ExecuteHandler, s),
+        (r"/health/?", agent_plane.HealthHandler, s),
+        (r"/execute/?", agent_plane.ExecuteHandler, s),
         (r"/execute/stream/?", stream.StreamHandler, s),
         (r"/kernel/channel/?", channel.ChannelHandler, s),
-        (r"/v1/templates/?", control.TemplatesHandler, s),
-        (r"/v1/templates/([A-Za-z0-9_.-]+)/?", control.TemplatesHandler, s),
-        (r"/info/?", agent.InfoHandler, s),
+        (r"/v1/templates/?", control_plane.TemplatesHandler, s),
+        (r"/v1/templates/([A-Za-z0-9_.-]+)/?", control_plane.TemplatesHandler, s),
+        (r"/info/?", agent_plane.InfoHandler, s),
         (r"/commands/run/?", commands.CommandRunHandler, s),
         (r"/(commands|execute)/background/?", commands.BackgroundHandler, s),
         (r"/(?:execute/)?processes/?", commands.ProcessesHandler, s),
         (r"/execute/kill/([A-Za-z0-9_.-]+)/?", commands.KillHandler, s),
         (r"/processes/([A-Za-z0-9_.-]+)/kill/?", commands.KillHandler, s),
         (r"/execute/kill/?", commands.KillHandler, s),
-        (r"/env/?", agent.EnvHandler, s),
-        (r"/complete/?", agent.CompleteHandler, s),
-        (r"/inspect/?", agent.InspectHandler, s),
+        (r"/env/?", agent_plane.EnvHandler, s),
+        (r"/complete/?", agent_plane.CompleteHandler, s),
+        (r"/inspect/?", agent_plane.InspectHandler, s),
         (r"/files/upload/?", upload.UploadHandler, s),
         (r"/files/(read|download|list|exists|write|mkdir|remove)/?", files.FilesHandler, s),
     ]

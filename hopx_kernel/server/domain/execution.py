@@ -18,14 +18,14 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
-from ..frames import AgentError, Execute, Result, Stream
-from . import safefs
-from .bodies import now_rfc3339
-from .errors import ServerError
-from .ipython import Ask, CellOutcome, Emit, Limits, RunControl
+from ...frames import AgentError, Execute, Result, Stream
+from ..runtime import safefs
+from ..runtime.ipython import Ask, CellOutcome, Emit, Limits, RunControl
+from ..runtime.subproc import run_process
+from ..server_errors import ServerError
+from ..web.bodies import now_rfc3339
 from .paths import host_root, locate
 from .sandbox import Registry, Sandbox
-from .subproc import run_process
 
 
 @dataclass(frozen=True)

@@ -3,7 +3,7 @@ them off the event loop (``asyncio.to_thread``).
 
 Every operation takes a **root** (a host folder, e.g. a sandbox's ``/workspace``) and a
 **relative path** inside it (``"a/b.txt"``, ``""`` for the root itself; see
-:func:`hopx_kernel.server.paths.to_relative`). The path is resolved component by
+:func:`hopx_kernel.server.domain.paths.to_relative`). The path is resolved component by
 component through directory file descriptors, so sandbox code that swaps a folder for a
 symlink between a check and a use cannot redirect the operation outside the root:
 
@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from .errors import ServerError
+from ..server_errors import ServerError
 
 #: Bytes per read or write of a streamed file.
 CHUNK = 1024 * 1024

@@ -14,7 +14,7 @@ import secrets
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
-from ..loopback import is_loopback_name
+from ...loopback import is_loopback_name
 
 
 def new_token() -> str:

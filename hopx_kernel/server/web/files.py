@@ -16,11 +16,11 @@ import os
 
 from tornado.iostream import StreamClosedError
 
-from . import safefs
-from .agent import AgentHandler
+from ..domain.paths import WORKSPACE, host_root, locate
+from ..runtime import safefs
+from ..server_errors import ServerError
+from .agent_plane import AgentHandler
 from .bodies import rfc3339
-from .errors import ServerError
-from .paths import WORKSPACE, host_root, locate
 
 #: The largest file ``/files/read`` returns as text.
 MAX_READ_BYTES = 64 * 1024 * 1024

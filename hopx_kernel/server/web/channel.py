@@ -22,13 +22,13 @@ from typing import TYPE_CHECKING, Any
 
 from tornado.websocket import WebSocketClosedError
 
-from .. import wire
-from ..errors import FrameError
+from ... import wire
+from ...errors import FrameError
+from ..runtime.ipython import plain_msg
 from .base import SandboxWebSocket
-from .ipython import plain_msg
 
 if TYPE_CHECKING:  # (sandbox.py imports this module)
-    from .sandbox import Sandbox
+    from ..domain.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 

@@ -18,8 +18,8 @@ import shutil
 from collections.abc import Callable
 from pathlib import Path
 
-from .errors import ServerError
-from .ipython import IPythonRunner
+from ..runtime.ipython import IPythonRunner
+from ..server_errors import ServerError
 from .paths import private_folders
 
 log = logging.getLogger(__name__)

@@ -9,9 +9,9 @@ from typing import Any
 from tornado.web import HTTPError, RequestHandler
 from tornado.websocket import WebSocketHandler
 
+from ..server_errors import ServerError
 from . import auth
 from .bodies import agent_error_body, control_error_body, new_request_id
-from .errors import ServerError
 
 log = logging.getLogger(__name__)
 

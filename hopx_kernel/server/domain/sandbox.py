@@ -19,10 +19,10 @@ from collections import OrderedDict
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from . import auth
-from .channel import ChannelHub
-from .errors import SandboxGone, ServerError
-from .ipython import IPythonRunner
+from ..runtime.ipython import IPythonRunner
+from ..server_errors import SandboxGone, ServerError
+from ..web import auth
+from ..web.channel import ChannelHub
 from .paths import private_folders
 from .pool import KernelPool
 from .processes import ProcessTable

@@ -19,9 +19,9 @@ from typing import TYPE_CHECKING, Any
 
 from tornado.websocket import WebSocketClosedError
 
-from .. import frames
-from ..errors import FrameError
-from ..frames import (
+from ... import frames
+from ...errors import FrameError
+from ...frames import (
     AgentError,
     ClearOutput,
     Complete,
@@ -33,12 +33,12 @@ from ..frames import (
     Stream,
     hopx_frames,
 )
+from ..domain.execution import as_run, execute, timestamped
+from ..runtime.ipython import RunControl
 from .base import SandboxWebSocket
-from .execution import as_run, execute, timestamped
-from .ipython import RunControl
 
 if TYPE_CHECKING:
-    from .sandbox import Sandbox
+    from ..domain.sandbox import Sandbox
 
 log = logging.getLogger(__name__)
 #: Frames dropped (rather than waited for) once an execution must stop.

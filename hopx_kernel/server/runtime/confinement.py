@@ -205,7 +205,7 @@ def apply_from_env(environ: MutableMapping[str, str] | None = None) -> int:
 
 
 def main() -> None:
-    """``python -m hopx_kernel.server.confinement CMD...``: confine, then exec ``CMD``."""
+    """``python -m hopx_kernel.server.runtime.confinement CMD...``: confine, then exec ``CMD``."""
     apply_from_env()
     os.execvp(sys.argv[1], sys.argv[1:])
 

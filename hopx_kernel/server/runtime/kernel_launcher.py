@@ -1,6 +1,6 @@
 """Entry point of a sandbox's IPython kernel process.
 
-Started as ``python -m hopx_kernel.server.kernel_launcher -f <connection file>``. Before
+Started as ``python -m hopx_kernel.server.runtime.kernel_launcher -f <connection file>``. Before
 handing over to ``IPKernelApp`` it:
 
 - applies resource caps passed by the server in ``HOPX_LOCAL_MEMORY_LIMIT_MB`` and
@@ -29,7 +29,7 @@ import warnings
 from dataclasses import dataclass
 from typing import Any
 
-from ..frames import ASCII_CHUNK_CHARS
+from ...frames import ASCII_CHUNK_CHARS
 from .forked_output import ForkedOutput
 
 MEMORY_ENV = "HOPX_LOCAL_MEMORY_LIMIT_MB"

@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 
-from ..frames import Stream, split_text
+from ...frames import Stream, split_text
 from . import confinement
 from .ipython import Emit, Limits, RunControl, group_size, kill_group, process_cap_reason
 
@@ -61,7 +61,7 @@ def _signal_group(pgid: int, signum: int) -> None:
 
 
 #: The folder holding the hopx_kernel package (the confinement launcher imports it).
-PACKAGE_PARENT = str(Path(__file__).resolve().parents[2])
+PACKAGE_PARENT = str(Path(__file__).resolve().parents[3])
 
 
 async def run_process(
@@ -83,7 +83,7 @@ async def run_process(
     """
     if confinement.ENV in env:
         env = {**env, "PYTHONPATH": os.pathsep.join(p for p in (PACKAGE_PARENT, env.get("PYTHONPATH")) if p)}
-        argv = [sys.executable, "-m", "hopx_kernel.server.confinement", *argv]
+        argv = [sys.executable, "-m", "hopx_kernel.server.runtime.confinement", *argv]
     proc = await asyncio.create_subprocess_exec(
         *argv,
         cwd=str(cwd),

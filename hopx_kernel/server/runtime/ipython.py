@@ -30,12 +30,12 @@ import zmq
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 
-from .. import frames
-from ..frames import ClearOutput, Display, ExecuteResult, Jupyter, Stream
+from ... import frames
+from ...frames import ClearOutput, Display, ExecuteResult, Jupyter, Stream
+from ..domain.paths import HOME, host_root, private_folders
+from ..server_errors import ServerError
 from . import confinement
-from .errors import ServerError
 from .kernel_launcher import MEMORY_ENV, NPROC_ENV
-from .paths import HOME, host_root, private_folders
 
 log = logging.getLogger(__name__)
 
@@ -289,7 +289,7 @@ class IPythonRunner:
                 sys.executable,
                 "-Xfrozen_modules=off",
                 "-m",
-                "hopx_kernel.server.kernel_launcher",
+                "hopx_kernel.server.runtime.kernel_launcher",
                 "-f",
                 "{connection_file}",
             ],

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from ..text import is_secret_name
+from ...text import is_secret_name
 
 #: Variables a sandbox inherits from the server, by exact name.
 ALLOWED_NAMES = frozenset(

@@ -23,16 +23,16 @@ import sys
 import time
 from typing import Any
 
-from ..frames import LANGUAGE_ALIASES
-from . import safefs
-from .agent import AgentHandler
+from ...frames import LANGUAGE_ALIASES
+from ..domain.environment import validate_env
+from ..domain.paths import host_root, locate
+from ..domain.processes import MAX_TIMEOUT, OUTPUT_CAP, Process, ProcessTable
+from ..runtime import safefs
+from ..runtime.ipython import RunControl
+from ..runtime.subproc import run_process
+from ..server_errors import ServerError
+from .agent_plane import AgentHandler
 from .bodies import now_rfc3339, rfc3339
-from .environment import validate_env
-from .errors import ServerError
-from .ipython import RunControl
-from .paths import host_root, locate
-from .processes import MAX_TIMEOUT, OUTPUT_CAP, Process, ProcessTable
-from .subproc import run_process
 
 
 def command_argv(body: dict[str, Any]) -> tuple[list[str], str]:

@@ -14,16 +14,16 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-from .. import frames
-from ..errors import FrameError
-from ..text import strip_ansi
+from ... import frames
+from ...errors import FrameError
+from ...text import strip_ansi
+from ..domain.environment import mask_env, validate_env
+from ..domain.execution import as_run, execute
+from ..runtime.ipython import RunControl
+from ..server_errors import ServerError
 from . import auth
 from .base import JsonHandler
 from .bodies import rfc3339
-from .environment import mask_env, validate_env
-from .errors import ServerError
-from .execution import as_run, execute
-from .ipython import RunControl
 
 VERSION = "3.2.8-local"
 #: Seconds ``/complete`` and ``/inspect`` wait for a kernel that runs a cell (it answers

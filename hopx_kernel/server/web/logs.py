@@ -17,7 +17,7 @@ import logging
 import re
 from typing import Any
 
-from .environment import is_secret_name
+from ..domain.environment import is_secret_name
 
 access_log = logging.getLogger("tornado.access")
 
