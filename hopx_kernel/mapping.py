@@ -1,4 +1,5 @@
 """Sandbox frames → Jupyter messages (docs/protocol.md §3). Pure: no sockets, no clocks.
+The server side's :mod:`hopx_kernel.server.domain.to_frames` goes the other way.
 
 A :class:`CellMapper` follows one cell: :meth:`~CellMapper.feed` turns each frame into
 the iopub messages to publish now, and :meth:`~CellMapper.finish` gives the

@@ -4,8 +4,8 @@ One :class:`IPythonRunner` owns one kernel process. Three reader tasks (iopub, s
 stdin) route every message by ``parent_header.msg_id`` to the queue of the request that
 caused it, so executions, completions and inspections never see each other's messages.
 :meth:`IPythonRunner.run_cell` turns a cell's messages into agent frames
-(:mod:`hopx_kernel.frames`) and supervises it: client interrupts, the timeout, a client
-that went away, and the kernel process dying.
+(:mod:`hopx_kernel.server.domain.to_frames`) and supervises it: client interrupts, the
+timeout, a client that went away, and the kernel process dying.
 """
 
 from __future__ import annotations
@@ -31,8 +31,8 @@ from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 
 from ... import frames
-from ...frames import ClearOutput, Display, ExecuteResult, Jupyter, Stream
 from ..domain.paths import HOME, host_root, private_folders
+from ..domain.to_frames import cell_ending, to_frames
 from ..server_errors import ServerError
 from . import confinement
 from .kernel_launcher import MEMORY_ENV, NPROC_ENV
@@ -80,9 +80,6 @@ def count_code(count: int) -> str:
         "del __hopx_count\n"
     )
 
-
-#: iopub messages a cell's stream never carries as ``jupyter`` frames (the kernel makes its own)
-NOT_FORWARDED = frozenset({"status", "execute_input"})
 
 Emit = Callable[[frames.AgentFrame], Awaitable[None]]
 #: Receives the kernel's messages that no request of the server is waiting for:
@@ -622,33 +619,10 @@ class IPythonRunner:
     async def _on_iopub(
         msg: dict, emit: Emit, outcome: CellOutcome, extensions: bool, in_order: bool = False
     ) -> None:
-        msg_type = msg["header"]["msg_type"]
-        content = msg["content"]
-        if msg_type == "stream":
-            name = "stderr" if content.get("name") == "stderr" else "stdout"
-            for chunk in frames.split_text(content.get("text", "")):
-                await emit(Stream(name, chunk))
-        elif msg_type in ("display_data", "update_display_data"):
-            await emit(
-                Display(
-                    data=content.get("data", {}),
-                    metadata=content.get("metadata", {}),
-                    transient=content.get("transient", {}),
-                )
-            )
-        elif msg_type == "clear_output":
-            await emit(ClearOutput(bool(content.get("wait", False))))
-        elif msg_type == "execute_result" and in_order:
-            await emit(ExecuteResult(content.get("data", {}), content.get("metadata", {})))
-        elif msg_type == "execute_result":
-            outcome.data = content.get("data", {})
-            outcome.metadata = content.get("metadata", {})
-        elif msg_type == "error":
-            outcome.ename = content.get("ename", "Error")
-            outcome.evalue = content.get("evalue", "")
-            outcome.traceback = list(content.get("traceback", []))
-        elif extensions and msg_type not in NOT_FORWARDED:
-            await emit(Jupyter(plain_msg(msg), tuple(bytes(b) for b in msg.get("buffers") or ())))
+        for frame in to_frames(msg, extensions=extensions, in_order=in_order):
+            await emit(frame)
+        for name, value in cell_ending(msg, in_order).items():
+            setattr(outcome, name, value)
 
     async def _supervise(self, control: RunControl, watch: _Watch, outcome: CellOutcome) -> bool:
         """Act on interrupts, the deadline and liveness; True when the cell is over."""
@@ -698,17 +672,6 @@ class IPythonRunner:
         await kill_group(pgid)
         self._died = process_cap_reason(cap)
         return True
-
-
-def plain_msg(msg: dict) -> dict:
-    """A jupyter_client message as the wire carries it: the four dicts and msg_type."""
-    return {
-        "header": msg["header"],
-        "parent_header": msg.get("parent_header") or {},
-        "metadata": msg.get("metadata") or {},
-        "content": msg.get("content") or {},
-        "msg_type": msg["header"]["msg_type"],
-    }
 
 
 @dataclass

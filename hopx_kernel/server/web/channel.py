@@ -24,7 +24,7 @@ from tornado.websocket import WebSocketClosedError
 
 from ... import wire
 from ...errors import FrameError
-from ..runtime.ipython import plain_msg
+from ..domain.to_frames import plain_msg
 from .base import SandboxWebSocket
 
 if TYPE_CHECKING:  # (sandbox.py imports this module)
