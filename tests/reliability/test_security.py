@@ -2,8 +2,8 @@
 
 Already covered elsewhere (not repeated): the sandbox's environment has no HOPX/TOKEN/KEY
 variable (tests/server/test_lifecycle.py, tests/kernel/test_cloud_mode.py), token routing
-and refusal of unknown tokens (tests/server/test_http.py::test_agent_plane_routing_by_token),
-the Host/Origin guards on HTTP (tests/server/test_http.py::test_loopback_guards),
+and refusal of unknown tokens (tests/server/web/test_http_planes.py::test_agent_plane_routing_by_token),
+the Host/Origin guards on HTTP (tests/server/web/test_http_planes.py::test_loopback_guards),
 kernel.json 0600 with a secret (tests/test_kernelspec.py).
 """
 

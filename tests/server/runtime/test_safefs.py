@@ -1,12 +1,18 @@
-"""The Python 3.10 fallback of :func:`hopx_kernel.server.runtime.safefs.remove` (``shutil.rmtree``
-takes ``dir_fd`` only from 3.11): a folder goes through descriptors, a symlink inside it is
-unlinked and its target stays. Run on every version, so the fallback is tested where CI runs."""
+"""Race-free file operations (hopx_kernel/server/runtime/safefs.py): a symlink that leaves
+the root is refused; and the Python 3.10 fallback of :func:`~.safefs.remove`
+(``shutil.rmtree`` takes ``dir_fd`` only from 3.11): a folder goes through descriptors, a
+symlink inside it is unlinked and its target stays. Run on every version, so the fallback
+is tested where CI runs."""
 
 from __future__ import annotations
 
 import os
+from pathlib import Path
+
+import pytest
 
 from hopx_kernel.server.runtime import safefs
+from hopx_kernel.server.server_errors import ServerError
 
 
 def test_rmtree_at_removes_a_folder_and_never_follows_its_symlinks(tmp_path):
@@ -37,3 +43,21 @@ def test_remove_takes_a_folder_with_a_symlink_in_it(tmp_path):
     (root / "a" / "b" / "to_target").symlink_to(tmp_path / "target")
     safefs.remove(root, "a")
     assert os.listdir(root) == [] and os.listdir(tmp_path / "target") == ["t"]
+
+
+def test_symlinks_leaving_a_root_are_refused(tmp_path: Path):
+    root = tmp_path / "sb"
+    (root / "d").mkdir(parents=True)
+    # symlinks leaving a folder are refused when the directory is opened (safefs)
+    (root / "link").symlink_to("/etc")
+    with pytest.raises(ServerError) as info:
+        safefs.open_dir(root, "link")
+    assert info.value.status == 403 and info.value.code == "PATH_NOT_ALLOWED"
+    (tmp_path / "sb.tmp").mkdir()
+    (tmp_path / "sb.tmp" / "up").symlink_to(root)  # into /workspace: still out of /tmp
+    with pytest.raises(ServerError) as info:
+        safefs.open_dir(tmp_path / "sb.tmp", "up/d")
+    assert info.value.status == 403
+    with pytest.raises(ServerError) as info:
+        safefs.open_dir(root, "nowhere")
+    assert info.value.status == 404 and info.value.code == "DIRECTORY_NOT_FOUND"

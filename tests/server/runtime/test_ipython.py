@@ -1,0 +1,13 @@
+"""The pure parts of the IPython runner (hopx_kernel/server/runtime/ipython.py)."""
+
+from __future__ import annotations
+
+import signal
+
+from hopx_kernel.server.runtime.ipython import death_reason
+
+
+def test_death_reason():
+    assert death_reason(-signal.SIGKILL, 512) == "killed by signal 9 (SIGKILL) — likely the 512 MB memory cap"
+    assert death_reason(-signal.SIGKILL, None) == "killed by signal 9 (SIGKILL)"
+    assert death_reason(3, None) == "exited with code 3"
