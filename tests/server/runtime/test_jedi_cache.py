@@ -8,8 +8,7 @@ import sys
 from pathlib import Path
 
 from hopx_kernel.server.runtime import jedi_cache
-
-from ..support.server_helpers import agent, create, delete
+from tests.support.server_helpers import agent, create, delete
 
 #: Runs a sandbox's first completions with parso's in-memory cache emptied and lists the
 #: files Jedi had to parse (``try_to_save_module`` is called for each one parsed afresh).

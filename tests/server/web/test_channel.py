@@ -13,8 +13,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from hopx_kernel import frames, wire
-
-from ..support.server_helpers import create, delete, run, stream_sync, ws_headers
+from tests.support.server_helpers import create, delete, run, stream_sync, ws_headers
 
 pytest.importorskip("ipywidgets")
 

@@ -7,7 +7,7 @@ import os
 import httpx
 import pytest
 
-from ..support.server_helpers import agent, create, delete
+from tests.support.server_helpers import agent, create, delete
 
 
 @pytest.fixture

@@ -9,7 +9,7 @@ import httpx
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from ..support.server_helpers import agent, create, delete, run, stream_sync, text, ws_headers
+from tests.support.server_helpers import agent, create, delete, run, stream_sync, text, ws_headers
 
 
 def _ws_status(server, headers, host: str | None = None) -> int:

@@ -8,7 +8,7 @@ import json
 import pytest
 from websockets.asyncio.client import connect
 
-from ..support.server_helpers import (
+from tests.support.server_helpers import (
     agent,
     collect,
     create,
@@ -188,7 +188,7 @@ def test_timeout_then_sandbox_still_works(local_server, sandbox):
 def test_env_applies_once_and_workdir(local_server, sandbox):
     code = "import os\nprint(os.environ.get('ONCE'), os.getcwd().endswith('/sub'))"
     r = agent_mkdir = None
-    from ..support.server_helpers import agent
+    from tests.support.server_helpers import agent
 
     r = agent(local_server, sandbox, "POST", "/files/mkdir", json={"path": "/workspace/sub"})
     assert r.status_code == 200
@@ -202,7 +202,7 @@ def test_env_applies_once_and_workdir(local_server, sandbox):
 
 
 def test_sandbox_env_vars_and_masking(local_server, sandbox):
-    from ..support.server_helpers import agent
+    from tests.support.server_helpers import agent
 
     r = agent(local_server, sandbox, "PUT", "/env", json={"env_vars": {"PLAIN": "p", "API_TOKEN": "s3cret"}})
     assert r.status_code == 200
@@ -251,7 +251,7 @@ def test_go_is_refused(local_server, sandbox):
 
 
 def test_complete_and_inspect(local_server, sandbox):
-    from ..support.server_helpers import agent
+    from tests.support.server_helpers import agent
 
     stream_sync(local_server, sandbox, "alpha_value = 3")
     r = agent(local_server, sandbox, "POST", "/complete", json={"code": "alpha_v", "cursor_pos": 7})
@@ -412,7 +412,7 @@ def test_plain_client_interrupt_frame_is_unknown(local_server, sandbox):
 @pytest.fixture(scope="module")
 def plain_server():
     """A server started with ``--no-extensions``: a plain HopX agent."""
-    from ..support.local_server import start_server
+    from tests.support.local_server import start_server
 
     server = start_server("--no-extensions", "--pool-size", "0")
     yield server
