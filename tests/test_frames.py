@@ -29,6 +29,7 @@ from hopx_kernel.frames import (
     parse_client_frame,
     split_text,
 )
+from hopx_kernel.text import SURROGATE
 
 # ------------------------------------------------------------------ agent → client
 
@@ -314,6 +315,16 @@ def test_encode_is_compact_and_keeps_unicode_unescaped():
     assert encode(Complete(True), timestamp="2025-01-01T00:00:00Z") == (
         '{"type":"complete","success":true,"timestamp":"2025-01-01T00:00:00Z"}'
     )
+
+
+@pytest.mark.parametrize("data", ["", "x" * 300_000, 'a"\\\n\x1b\ud800é😀'])
+@pytest.mark.parametrize("timestamp", [None, "2025-01-01T00:00:00Z"])
+def test_encode_stream_is_what_json_writes(data, timestamp):
+    # stream frames take a faster path than the others: the same compact JSON
+    obj = {"type": "stderr", "data": data} | ({"timestamp": timestamp} if timestamp else {})
+    expected = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
+    expected = SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", expected)
+    assert encode(Stream("stderr", data), timestamp) == expected
 
 
 def test_encode_leaves_out_unset_execute_fields():

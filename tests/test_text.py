@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
-import pytest
+import json
 
-from hopx_kernel.text import SURROGATE, is_secret_name, strip_ansi
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hopx_kernel.text import SURROGATE, is_secret_name, json_size, json_string, strip_ansi
 
 
 @pytest.mark.parametrize(
@@ -39,3 +43,35 @@ def test_is_secret_name(name, secret):
 
 def test_surrogate_finds_only_lone_surrogates():
     assert SURROGATE.findall("a\ud800b\udfffc😀") == ["\ud800", "\udfff"]
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "",
+        "x" * 70000,
+        "line 1\nline 2\n" * 1000,
+        'say "hi" \\ back\tslash\r\n',
+        "\x1b[31mred\x1b[0m é 中 😀\x00\x1f\x7f\u2028",
+        "".join(map(chr, range(0x80))),  # every kind: json's own encoder takes it
+    ],
+)
+def test_json_string_writes_what_json_dumps_writes(text):
+    expected = json.dumps(text, ensure_ascii=False).encode("utf-8")
+    assert json_string(text) == expected
+    assert json_size(text) == len(expected)
+
+
+def test_json_string_escapes_lone_surrogates():
+    assert json_string("a\ud800b") == b'"a\\ud800b"'
+    assert json.loads(json_string("a\udfff" * 3)) == "a\udfff" * 3
+    assert json_size("a\ud800b") == len(json_string("a\ud800b"))
+
+
+@given(st.text())
+def test_json_string_is_json_dumps_for_any_text(text):
+    literal = json_string(text)
+    assert json.loads(literal) == text
+    if not SURROGATE.search(text):
+        assert literal == json.dumps(text, ensure_ascii=False).encode("utf-8")
+    assert json_size(text) == len(literal)
