@@ -26,8 +26,9 @@ from .config import Config, from_env
 from .errors import ConfigError, HopxKernelError, SandboxDisconnected
 from .frames import Display, Execute, InputReply, Interrupt, Jupyter
 from .magics import MagicError, parse_magic, run_magic
-from .mapping import LOST_CODES, CellMapper, coalesce, jupyter_safe, packed
+from .mapping import LOST_CODES, CellMapper, coalesce, jupyter_safe
 from .session import SandboxSession
+from .text import packed_content
 
 LANGUAGE_INFO: dict[str, object] = {
     "name": "python",
@@ -198,7 +199,7 @@ class HopxKernel(Kernel):
 
     def _publish(self, msg_type: str, content: dict) -> None:
         # agent-supplied text may hold lone surrogates: unsendable, the packer would raise
-        self.send_response(self.iopub_socket, msg_type, packed(msg_type, jupyter_safe(content)))
+        self.send_response(self.iopub_socket, msg_type, packed_content(msg_type, jupyter_safe(content)))
 
     def _as_ours(self, header: dict) -> dict:
         """A sandbox message's header under this kernel's session: JupyterLab drops comm

@@ -44,7 +44,7 @@ from .frames import (
     Result,
     Stream,
 )
-from .text import SURROGATE, json_string, strip_ansi
+from .text import SURROGATE, strip_ansi
 
 Message = tuple[str, dict]
 
@@ -52,8 +52,6 @@ Message = tuple[str, dict]
 STDERR_TAIL_CHARS = 64 * 1024
 #: Coalesced stream messages stay below this many characters.
 COALESCE_CHARS = 512 * 1024
-#: Stream text from this many characters on is serialised by :func:`packed`.
-PACK_CHARS = 4096
 
 _EXC_LINE = re.compile(
     r"^([A-Za-z_][\w.]*(?:Error|Exception|Interrupt|Exit|Warning|Iteration|ExceptionGroup))(?::\s?(.*))?$"
@@ -89,26 +87,6 @@ def jupyter_safe(content: dict) -> dict:
         pass
     text = SURROGATE.sub("\ufffd", json.dumps(content, ensure_ascii=False))  # only inside strings
     return json.loads(text, parse_constant=lambda _: None)
-
-
-def packed(msg_type: str, content: dict) -> dict | bytes:
-    """``content`` serialised here when that is much faster than by jupyter_client.
-
-    jupyter_client's ``Session`` sends content given as bytes as it is. Its JSON packer
-    copies a string one character at a time (~200 MB/s): for long stream text that was
-    the largest cost of the kernel's main thread (28 % in the 50 MiB row).
-    :func:`~.text.json_string` writes the same JSON several times faster. Other content,
-    and short text, is left to the packer. ``content`` must be :func:`jupyter_safe`.
-
-    Example:
-        >>> packed("stream", {"name": "stdout", "text": "x" * 5000})[:30]
-        b'{"name":"stdout","text":"xxxxx'
-        >>> packed("stream", {"name": "stdout", "text": "hi"})
-        {'name': 'stdout', 'text': 'hi'}
-    """
-    if msg_type == "stream" and content.keys() == {"name", "text"} and len(content["text"]) >= PACK_CHARS:
-        return b'{"name":' + json_string(content["name"]) + b',"text":' + json_string(content["text"]) + b"}"
-    return content
 
 
 @dataclass(frozen=True)

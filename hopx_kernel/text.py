@@ -45,6 +45,8 @@ _JSON_ESCAPES = [
     (bytes([b]), json.dumps(chr(b)).encode()[1:-1])
     for b in sorted(set(range(0x100)) - set(_JSON_PLAIN), key=lambda b: b != 0x5C)
 ]
+#: Stream text from this many characters on is serialised by :func:`packed_content`.
+PACK_CHARS = 4096
 #: Past this many different bytes to escape, json's own encoder is as fast.
 _JSON_MAX_KINDS = 4
 _dumps_str = json.JSONEncoder(ensure_ascii=False).encode
@@ -95,3 +97,25 @@ def json_size(text: str) -> int:
     special = raw.translate(None, _JSON_PLAIN)
     extra = sum(special.count(byte) * (len(escape) - 1) for byte, escape in _JSON_ESCAPES if byte in special)
     return len(raw) + 2 + extra
+
+
+def packed_content(msg_type: str, content: dict) -> dict | bytes:
+    """A message's ``content`` serialised here when that is much faster than by jupyter_client.
+
+    jupyter_client's ``Session`` sends content given as bytes as it is. Its JSON packer
+    copies a string one character at a time (~200 MB/s): for long stream text that was
+    the largest cost of the kernel's main thread (28 % in the 50 MiB row), and a large
+    one of the sandbox's kernel. :func:`json_string` writes the same JSON several times
+    faster. Other content, and short text, is left to the packer. The kernel makes
+    content :func:`~.mapping.jupyter_safe` first; here a lone surrogate would travel as
+    a ``\\udXXX`` escape.
+
+    Example:
+        >>> packed_content("stream", {"name": "stdout", "text": "x" * 5000})[:30]
+        b'{"name":"stdout","text":"xxxxx'
+        >>> packed_content("stream", {"name": "stdout", "text": "hi"})
+        {'name': 'stdout', 'text': 'hi'}
+    """
+    if msg_type == "stream" and content.keys() == {"name", "text"} and len(content["text"]) >= PACK_CHARS:
+        return b'{"name":' + json_string(content["name"]) + b',"text":' + json_string(content["text"]) + b"}"
+    return content

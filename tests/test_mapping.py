@@ -2,10 +2,6 @@
 
 from __future__ import annotations
 
-import json
-
-import pytest
-
 from hopx_kernel.frames import (
     AgentError,
     ClearOutput,
@@ -16,7 +12,7 @@ from hopx_kernel.frames import (
     Result,
     Stream,
 )
-from hopx_kernel.mapping import PACK_CHARS, CellMapper, coalesce, jupyter_safe, packed, parse_traceback
+from hopx_kernel.mapping import CellMapper, coalesce, jupyter_safe, parse_traceback
 
 # Real CPython 3.11 output (python -c ...).
 CHAINED = """\
@@ -434,21 +430,6 @@ def test_jupyter_safe_replaces_what_a_message_cannot_carry():
     }
     fine = {"data": {"text/plain": "ok"}, "metadata": {}}
     assert jupyter_safe(fine) is fine
-
-
-@pytest.mark.parametrize("text", ["x" * PACK_CHARS, ('a "q" \\ \x1b[1m é 😀\n' * 500)])
-def test_packed_long_stream_text_is_the_content_as_json(text):
-    content = {"name": "stderr", "text": text}
-    body = packed("stream", content)
-    assert isinstance(body, bytes)
-    assert json.loads(body) == content
-
-
-def test_packed_leaves_short_text_and_other_messages_to_the_packer():
-    short = {"name": "stdout", "text": "x" * (PACK_CHARS - 1)}
-    assert packed("stream", short) is short
-    display = {"data": {"text/plain": "x" * 2 * PACK_CHARS}, "metadata": {}}
-    assert packed("display_data", display) is display
 
 
 def test_exception_group_from_stderr_is_recognised():

@@ -8,7 +8,15 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hopx_kernel.text import SURROGATE, is_secret_name, json_size, json_string, strip_ansi
+from hopx_kernel.text import (
+    PACK_CHARS,
+    SURROGATE,
+    is_secret_name,
+    json_size,
+    json_string,
+    packed_content,
+    strip_ansi,
+)
 
 
 @pytest.mark.parametrize(
@@ -75,3 +83,18 @@ def test_json_string_is_json_dumps_for_any_text(text):
     if not SURROGATE.search(text):
         assert literal == json.dumps(text, ensure_ascii=False).encode("utf-8")
     assert json_size(text) == len(literal)
+
+
+@pytest.mark.parametrize("text", ["x" * PACK_CHARS, ('a "q" \\ \x1b[1m é 😀\n' * 500)])
+def test_packed_long_stream_text_is_the_content_as_json(text):
+    content = {"name": "stderr", "text": text}
+    body = packed_content("stream", content)
+    assert isinstance(body, bytes)
+    assert json.loads(body) == content
+
+
+def test_packed_leaves_short_text_and_other_messages_to_the_packer():
+    short = {"name": "stdout", "text": "x" * (PACK_CHARS - 1)}
+    assert packed_content("stream", short) is short
+    display = {"data": {"text/plain": "x" * 2 * PACK_CHARS}, "metadata": {}}
+    assert packed_content("display_data", display) is display

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...frames import ASCII_CHUNK_CHARS
+from ...text import packed_content
 from .forked_output import ForkedOutput
 
 MEMORY_ENV = "HOPX_LOCAL_MEMORY_LIMIT_MB"
@@ -167,6 +168,8 @@ def _patch_streams() -> None:
                     msg = hook(msg)
                     if msg is None:
                         return
+                # the text as JSON several times faster than the packer (hooks saw a dict)
+                msg["content"] = packed_content("stream", msg["content"])
                 self.session.send(direct, msg, ident=self.topic)
 
     def bounded_buffers(self: OutStream):
