@@ -34,7 +34,8 @@ from .domain.execution import Context
 from .domain.pool import KernelPool
 from .domain.sandbox import MAX_SANDBOXES, Registry
 from .runtime import confinement, jedi_cache
-from .runtime.ipython import IPythonRunner, Limits
+from .runtime.ipython import IPythonRunner
+from .runtime.run_control import Limits
 from .web import auth
 from .web.app import MAX_BODY, ServerState, make_app
 

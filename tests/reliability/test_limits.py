@@ -10,7 +10,7 @@ import pytest
 
 from hopx_kernel.config import from_env
 from hopx_kernel.embedded import limit_args
-from hopx_kernel.server.runtime.ipython import group_size
+from hopx_kernel.server.runtime.process_groups import group_size
 
 from ..support.kernels import execute
 from ..support.reliability import kernel, wait_for

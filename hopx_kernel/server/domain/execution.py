@@ -20,7 +20,7 @@ from dataclasses import dataclass
 
 from ...frames import AgentError, Execute, Result, Stream
 from ..runtime import safefs
-from ..runtime.ipython import Ask, CellOutcome, Emit, Limits, RunControl
+from ..runtime.run_control import Ask, CellOutcome, Emit, Limits, RunControl
 from ..runtime.subproc import run_process
 from ..server_errors import ServerError
 from ..web.bodies import now_rfc3339

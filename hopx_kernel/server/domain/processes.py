@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ...frames import Stream
-from ..runtime.ipython import RunControl
+from ..runtime.run_control import RunControl
 from ..server_errors import ServerError
 from ..web.bodies import rfc3339
 

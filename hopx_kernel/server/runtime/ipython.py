@@ -17,7 +17,6 @@ import json
 import logging
 import os
 import shutil
-import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable
@@ -25,17 +24,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import psutil
 import zmq
 from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 
-from ... import frames
 from ..domain.paths import HOME, host_root, private_folders
 from ..domain.to_frames import cell_ending, to_frames
 from ..server_errors import ServerError
 from . import confinement
 from .kernel_launcher import MEMORY_ENV, NPROC_ENV
+from .process_groups import death_reason, group_size, kill_group, process_cap_reason
+from .run_control import Ask, CellOutcome, Emit, Limits, RunControl
 
 log = logging.getLogger(__name__)
 
@@ -81,144 +80,9 @@ def count_code(count: int) -> str:
     )
 
 
-Emit = Callable[[frames.AgentFrame], Awaitable[None]]
 #: Receives the kernel's messages that no request of the server is waiting for:
 #: (kind, msg) with kind "iopub", "reply" (shell) or "control".
 Unrouted = Callable[[str, dict], None]
-Ask = Callable[[str, bool], Awaitable[str]]
-
-
-@dataclass(frozen=True)
-class Limits:
-    """Resource caps applied to every sandbox process (None = no cap)."""
-
-    memory_mb: int | None = None
-    max_procs: int | None = None
-
-
-@dataclass
-class CellOutcome:
-    """How a cell ended. ``died`` holds the reason when the kernel process died."""
-
-    status: str = "ok"
-    data: dict[str, Any] | None = None
-    metadata: dict[str, Any] = field(default_factory=dict)
-    ename: str | None = None
-    evalue: str | None = None
-    traceback: list[str] | None = None
-    timed_out: bool = False
-    died: str | None = None
-    payload: list | None = None
-
-
-class RunControl:
-    """Signals from the client side to one running execution.
-
-    Args:
-        timeout: seconds the execution may run; None or 0 means no limit.
-    """
-
-    def __init__(self, timeout: float | None = None) -> None:
-        self.timeout = timeout or None
-        self.deadline: float | None = None
-        self.interrupts = 0
-        self.abandoned = False
-        #: set once the execution must stop (deadline passed or client gone): from then on
-        #: output that cannot be sent at once is dropped instead of waited for
-        self.stopping = asyncio.Event()
-        self._wake: Callable[[], None] | None = None
-        self._timer: asyncio.TimerHandle | None = None
-
-    def start(self, wake: Callable[[], None]) -> None:
-        """Called by the runner when the execution starts running.
-
-        The deadline runs on its own timer: it fires even while the runner waits for a
-        slow client to take output.
-        """
-        self._wake = wake
-        if self.timeout:
-            self.deadline = time.monotonic() + self.timeout
-            if self._timer is None:
-                self._timer = asyncio.get_running_loop().call_later(self.timeout, self._expire)
-
-    def _expire(self) -> None:
-        self._timer = None
-        left = (self.deadline - time.monotonic()) if self.deadline is not None else 0.0
-        if left > 0:  # moved on (paused at a breakpoint): wait for the new deadline
-            self._timer = asyncio.get_running_loop().call_later(left, self._expire)
-            return
-        self.stopping.set()
-        if self._wake:
-            self._wake()
-
-    def finish(self) -> None:
-        """Called when the execution is over: its deadline timer is not needed any more."""
-        if self._timer is not None:
-            self._timer.cancel()
-            self._timer = None
-        self._wake = None
-
-    def interrupt(self) -> None:
-        """Ask for a KeyboardInterrupt in the running code."""
-        self.interrupts += 1
-        if self._wake:
-            self._wake()
-
-    def abandon(self) -> None:
-        """The client went away: stop the execution."""
-        self.abandoned = True
-        self.stopping.set()
-        if self._wake:
-            self._wake()
-
-
-def group_size(pgid: int) -> int:
-    """How many live processes are in process group ``pgid`` (orphans included)."""
-    count = 0
-    for pid in psutil.pids():
-        try:
-            if os.getpgid(pid) == pgid and psutil.Process(pid).status() != psutil.STATUS_ZOMBIE:
-                count += 1
-        except (OSError, psutil.Error):
-            continue
-    return count
-
-
-async def kill_group(pgid: int, tries: int = 40) -> None:
-    """SIGKILL process group ``pgid`` until it is empty (a fork bomb keeps forking)."""
-    for _ in range(tries):
-        try:
-            os.killpg(pgid, signal.SIGKILL)
-        except (ProcessLookupError, PermissionError):
-            return
-        if await asyncio.to_thread(group_size, pgid) == 0:
-            return
-        await asyncio.sleep(0.05)
-
-
-def process_cap_reason(max_procs: int) -> str:
-    """Why a sandbox whose kernel went over ``--max-procs`` was ended."""
-    return (
-        f"it started more than {max_procs} processes, the sandbox's process cap "
-        f"(--max-procs / HOPX_LOCAL_MAX_PROCS)"
-    )
-
-
-def death_reason(returncode: int | None, memory_mb: int | None) -> str:
-    """A readable reason for a kernel process that ended with ``returncode``."""
-    if returncode is None:
-        return "it stopped answering"
-    if returncode < 0:
-        signum = -returncode
-        try:
-            name = signal.Signals(signum).name
-        except ValueError:
-            name = f"signal {signum}"
-        reason = f"killed by signal {signum} ({name})"
-        if signum == signal.SIGKILL and memory_mb:
-            reason += f" — likely the {memory_mb} MB memory cap"
-        return reason
-    return f"exited with code {returncode}"
 
 
 class IPythonRunner:

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from ...frames import Stream, split_text
 from . import confinement
-from .ipython import Emit, Limits, RunControl, group_size, kill_group, process_cap_reason
+from .process_groups import group_size, kill_group, process_cap_reason
+from .run_control import Emit, Limits, RunControl
 
 #: Seconds between SIGINT and SIGKILL once an execution must stop.
 KILL_GRACE = 2.0

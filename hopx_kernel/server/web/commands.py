@@ -28,7 +28,7 @@ from ..domain.environment import validate_env
 from ..domain.paths import host_root, locate
 from ..domain.processes import MAX_TIMEOUT, OUTPUT_CAP, Process, ProcessTable
 from ..runtime import safefs
-from ..runtime.ipython import RunControl
+from ..runtime.run_control import RunControl
 from ..runtime.subproc import run_process
 from ..server_errors import ServerError
 from .agent_plane import AgentHandler

@@ -34,7 +34,7 @@ from ...frames import (
     hopx_frames,
 )
 from ..domain.execution import as_run, execute, timestamped
-from ..runtime.ipython import RunControl
+from ..runtime.run_control import RunControl
 from .base import SandboxWebSocket
 
 if TYPE_CHECKING:

@@ -1,10 +1,10 @@
-"""The pure parts of the IPython runner (hopx_kernel/server/runtime/ipython.py)."""
+"""Why a sandbox kernel ended (hopx_kernel/server/runtime/process_groups.py)."""
 
 from __future__ import annotations
 
 import signal
 
-from hopx_kernel.server.runtime.ipython import death_reason
+from hopx_kernel.server.runtime.process_groups import death_reason
 
 
 def test_death_reason():
