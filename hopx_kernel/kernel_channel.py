@@ -45,6 +45,7 @@ class KernelChannel:
         self._on_closed = on_closed
         self.seq = 0
         self.bad_frames = 0
+        self.refusals = 0  # the agent's error frames (a message it refused or dropped)
         self._reader = asyncio.ensure_future(self._read())
 
     @classmethod
@@ -100,6 +101,11 @@ class KernelChannel:
                 try:
                     frame = wire.parse_channel_frame(raw, from_client=False)
                 except FrameError as exc:
+                    refusal = wire.channel_refusal(raw)
+                    if refusal is not None:  # e.g. CHANNEL_FULL: comm messages were dropped
+                        self.refusals += 1
+                        log.warning("the sandbox refused kernel-channel messages (%s): %s", *refusal)
+                        continue
                     self.bad_frames += 1
                     log.warning("skipping a malformed kernel-channel frame: %s", exc)
                     continue

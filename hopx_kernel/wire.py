@@ -203,6 +203,27 @@ def parse_channel_frame(raw: str | bytes, *, from_client: bool = True) -> Channe
     return ChannelFrame(channel, msg, buffers, seq)
 
 
+def channel_refusal(raw: str | bytes) -> tuple[str, str] | None:
+    """``(code, error)`` when ``raw`` is the agent's ``{"type": "error"}`` frame (a client
+    frame it refused or dropped, docs/protocol.md §2.4), else None.
+
+    Example:
+        >>> channel_refusal('{"type": "error", "error": "too many", "code": "CHANNEL_FULL"}')
+        ('CHANNEL_FULL', 'too many')
+        >>> channel_refusal('{"channel": "iopub"}') is None
+        True
+    """
+    if not isinstance(raw, str):
+        return None
+    try:
+        obj = json.loads(raw)
+    except (ValueError, RecursionError):
+        return None
+    if not isinstance(obj, dict) or obj.get("type") != "error":
+        return None
+    return str(obj.get("code") or "ERROR"), str(obj.get("error") or "")
+
+
 class SeqTracker:
     """The agent's view of a client's ``seq`` numbers on one channel connection.
 

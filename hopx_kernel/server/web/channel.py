@@ -8,8 +8,12 @@ every connection. An execution with ``channel_seq`` n waits until the hub has de
 the client's message n, so a widget moved before a cell runs is moved when it reads it.
 
 Memory stays bounded both ways: tornado reads the next client frame only after the last
-one was handed to the kernel, and each connection queues at most ``OUT_QUEUE`` messages
-for a slow client (more are dropped, counted and logged, never buffered without limit).
+one was handed to the kernel; at most ``IN_FLIGHT`` client shell messages wait in the
+sandbox's kernel unhandled (a busy kernel reads none while a cell runs, and ZeroMQ and
+ipykernel would otherwise queue a flood without limit, and the next cell behind it), more
+are dropped with an error frame to the client; and each connection queues at most
+``OUT_QUEUE`` messages for a slow client (more are dropped, counted and logged, never
+buffered without limit).
 """
 
 from __future__ import annotations
@@ -18,6 +22,8 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
+from collections import OrderedDict
 from typing import TYPE_CHECKING, Any
 
 from tornado.websocket import WebSocketClosedError
@@ -36,6 +42,14 @@ log = logging.getLogger(__name__)
 OUT_QUEUE = 1024
 #: Longest an execution waits for the channel messages it was told to wait for.
 SEQ_WAIT = 10.0
+#: Client shell messages (comms) the sandbox's kernel may hold unhandled: handed to it,
+#: its ``idle`` for them not seen yet. At 2-3 ms each that is ~1.5 s of work queued ahead
+#: of the next cell; beyond it, client comm messages are dropped (control ones never).
+IN_FLIGHT = 512
+DROPPABLE = frozenset({"comm_open", "comm_msg", "comm_close"})
+#: A message counts as in flight for at most this long (ipykernel sends no ``idle`` for a
+#: comm it handles while an async cell runs, so its place must free itself).
+IN_FLIGHT_TTL = 10.0
 #: Kernel message kinds → the Jupyter channel they travel on.
 CHANNEL_OF = {"iopub": "iopub", "reply": "shell", "control": "control"}
 #: iopub messages the channel does not carry (the client kernel publishes its own).
@@ -50,6 +64,10 @@ class ChannelHub:
         self.seq = wire.SeqTracker()
         self._delivered = asyncio.Event()
         self.closed = False
+        #: client shell msg_ids handed to the kernel, no ``idle`` yet → when (monotonic)
+        self.in_flight: OrderedDict[str, float] = OrderedDict()
+        self.dropped = 0  # client comm messages dropped, all told...
+        self.dropped_in_burst = 0  # ...and since the last one admitted
 
     # -- client → kernel
 
@@ -78,6 +96,22 @@ class ChannelHub:
             with contextlib.suppress(asyncio.TimeoutError):
                 await asyncio.wait_for(self._delivered.wait(), left)
 
+    def admit(self, msg: dict, now: float | None = None) -> bool:
+        """Whether a client shell message may go to the kernel now (then it counts as in
+        flight until its ``idle``); False: ``IN_FLIGHT`` are unhandled and it is a comm
+        message, drop it (a ``comm_info_request`` always goes)."""
+        now = time.monotonic() if now is None else now
+        while self.in_flight and next(iter(self.in_flight.values())) < now - IN_FLIGHT_TTL:
+            self.in_flight.popitem(last=False)
+        msg_id = msg["header"]["msg_id"]
+        if len(self.in_flight) >= IN_FLIGHT and wire.msg_type(msg) in DROPPABLE:
+            self.dropped += 1
+            self.dropped_in_burst += 1
+            return False
+        self.dropped_in_burst = 0
+        self.in_flight[msg_id] = now
+        return True
+
     def restart_seq(self) -> None:
         """A new connection numbers its messages from 1 again."""
         self.seq = wire.SeqTracker()
@@ -87,8 +121,17 @@ class ChannelHub:
     def from_kernel(self, kind: str, msg: dict) -> None:
         """Pass a kernel message nobody waits for to every connection."""
         channel = CHANNEL_OF.get(kind)
-        if channel is None or msg["header"].get("msg_type") in NOT_CARRIED:
+        msg_type = msg["header"].get("msg_type")
+        if channel is None or msg_type in NOT_CARRIED:
             return
+        if msg_type == "status":
+            state = (msg.get("content") or {}).get("execution_state")
+            if state == "idle":
+                self.in_flight.pop(msg["parent_header"].get("msg_id", ""), None)
+            else:
+                # the client kernel publishes its own busy; only idle tells it (and the
+                # count above) that a message was handled: one frame less ahead of its echo
+                return
         if not self.connections:
             return
         frame = wire.ChannelFrame(channel, plain_msg(msg), [bytes(b) for b in msg.get("buffers") or ()])
@@ -175,6 +218,18 @@ class ChannelHandler(SandboxWebSocket):
             log.info(
                 "kernel channel: message seq %d out of order (after %d)", frame.seq, sandbox.hub.seq.forwarded
             )
+        if frame.channel == "shell" and not sandbox.hub.admit(frame.msg):
+            # delivered as far as order goes (a cell waiting for this seq need not wait)
+            sandbox.hub.delivered(None)
+            if sandbox.hub.dropped_in_burst % 1000 == 1:  # one error frame per burst (and per 1000)
+                line = (
+                    f"the sandbox's kernel is busy with {IN_FLIGHT} comm messages not yet handled; comm "
+                    f"messages are dropped until it catches up ({sandbox.hub.dropped} so far): send them "
+                    "more slowly (throttle the widget's updates)"
+                )
+                log.warning("kernel channel: %s", line)
+                await self._refuse(line, "CHANNEL_FULL")
+            return
         sandbox.runner.send(frame.channel, frame.msg, frame.buffers)
         sandbox.hub.delivered(None)
 

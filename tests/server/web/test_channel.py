@@ -13,7 +13,8 @@ import pytest
 from websockets.asyncio.client import connect
 
 from hopx_kernel import frames, wire
-from tests.support.server_helpers import create, delete, run, stream_sync, ws_headers
+from hopx_kernel.server.web.channel import IN_FLIGHT
+from tests.support.server_helpers import agent, create, delete, run, stream_sync, ws_headers
 
 pytest.importorskip("ipywidgets")
 
@@ -200,3 +201,101 @@ def test_a_comm_flood_while_a_cell_prints_loses_nothing_and_stays_bounded(local_
             reader.cancel()
 
     run(scenario())
+
+
+@pytest.mark.timeout(300)
+def test_a_flood_beyond_what_a_busy_kernel_holds_is_dropped_with_one_error_and_the_next_cell_runs(
+    local_server, sandbox
+):
+    """A frontend sends comm messages as fast as it can while a cell prints. The busy
+    kernel handles none of them until the cell ends, so the server hands it at most
+    IN_FLIGHT and drops the rest with one CHANNEL_FULL error frame: the cell's output
+    arrives whole and in order, the next cell runs behind at most IN_FLIGHT messages, and
+    the channel then works as before."""
+    server = psutil.Process(local_server.proc.pid)
+    flood = IN_FLIGHT + 1000
+    cell = (
+        "import os, time\ni = 0\nwhile not os.path.exists('flood-done'):\n"
+        "    print(i)\n    i += 1\n    time.sleep(0.001)\nprint('end')\n"
+    )
+
+    async def scenario():
+        got = await execute(local_server, sandbox, WIDGET, extensions=1)
+        comm_id = stdout(got).strip()
+        before = server.memory_info().rss
+        sent_ids: set[str] = set()
+        echoed: set[str] = set()
+        refusals: list[dict] = []
+        read_all = asyncio.Event()
+        async with channel(local_server, sandbox) as ch:
+
+            async def drain():  # the frontend reads what comes back: echoes, error frames
+                async for raw in ch:
+                    refusal = wire.channel_refusal(raw)
+                    if refusal is not None:
+                        refusals.append(json.loads(raw))
+                        if refusal[0] == "INVALID_JSON":
+                            read_all.set()
+                        continue
+                    frame = wire.parse_channel_frame(raw, from_client=False)
+                    if frame.msg["msg_type"] == "comm_msg":
+                        echoed.add(frame.msg["parent_header"].get("msg_id"))
+
+            reader = asyncio.ensure_future(drain())
+            async with connect(
+                f"{local_server.ws_url}/execute/stream",
+                additional_headers=ws_headers(sandbox),
+                compression=None,
+                max_size=None,
+            ) as ws:
+                await ws.send(json.dumps({"type": "execute", "code": cell, "extensions": 1}))
+                frames_: list = []
+                async with asyncio.timeout(60):  # the cell is running once it prints
+                    while not any(isinstance(f, frames.Stream) for f in frames_):
+                        frames_.append(frames.parse_agent_frame(await ws.recv()))
+                for n in range(1, flood + 1):  # as fast as the socket takes them
+                    m = update(comm_id, {"value": n % 50})
+                    sent_ids.add(m["header"]["msg_id"])
+                    await ws_send(ch, {"channel": "shell", "seq": n, "msg": m})
+                # a malformed frame's error answer says the server has read the whole flood
+                await ch.send("{nope")
+                await asyncio.wait_for(read_all.wait(), 60)
+                wrote = await asyncio.to_thread(
+                    agent,
+                    local_server,
+                    sandbox,
+                    "POST",
+                    "/files/write",
+                    json={"path": "flood-done", "content": "x"},
+                )
+                assert wrote.status_code == 200, wrote.text
+                async with asyncio.timeout(120):
+                    while not isinstance(frames_[-1], frames.Complete):
+                        frames_.append(frames.parse_agent_frame(await ws.recv()))
+            out = stdout([f for f in frames_ if f is not None])
+            lines = out.splitlines()
+            assert lines[-1] == "end" and lines[:-1] == [str(i) for i in range(len(lines) - 1)]
+            # the next cell runs after the messages the kernel was given, then the channel
+            # carries an update as before
+            after = await execute(local_server, sandbox, "print(s.value)", extensions=1, channel_seq=flood)
+            assert 0 <= int(stdout(after)) < 50
+            await ch.send(
+                json.dumps({"channel": "shell", "seq": flood + 1, "msg": update(comm_id, {"value": 77})})
+            )
+            after = await execute(
+                local_server, sandbox, "print(s.value)", extensions=1, channel_seq=flood + 1
+            )
+            assert stdout(after) == "77\n"
+            reader.cancel()
+        handled = echoed & sent_ids
+        assert 0 < len(handled) <= IN_FLIGHT, f"the busy kernel was handed {len(handled)} of {flood}"
+        assert [r["code"] for r in refusals] == ["CHANNEL_FULL", "INVALID_JSON"], refusals
+        assert "throttle" in refusals[0]["error"]
+        grown = server.memory_info().rss - before
+        assert grown < 64 * 1024 * 1024, f"server grew {grown >> 20} MB"
+
+    run(scenario())
+
+
+async def ws_send(ws, obj: dict) -> None:
+    await ws.send(json.dumps(obj))
