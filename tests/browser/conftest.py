@@ -1,4 +1,4 @@
-"""Install what the JupyterLab browser test needs, once per session.
+"""Install what the JupyterLab browser tests need, once per session, and open their page.
 
 * JupyterLab and Playwright (Python) go into the running interpreter's environment
   (the project venv) with ``python -m pip install`` when they are not importable.
@@ -9,10 +9,15 @@
 Presence is the cache: nothing is installed when it is already there. Only when apt
 refuses Chromium (or no apt/root is available) is the test skipped, naming what failed;
 any other failure fails the test.
+
+:func:`notebook_page` opens the test notebook of a running JupyterLab in headless
+Chromium, the same way for every browser test, and on failure keeps a screenshot and the
+logs.
 """
 
 from __future__ import annotations
 
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -26,6 +31,16 @@ from pathlib import Path
 import pytest
 
 CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
 INSTALL_TIMEOUT = 900  # seconds for any one install command (apt on a slow mirror)
 
 
@@ -109,3 +124,50 @@ def browser_tools() -> BrowserTools:
     if version.returncode != 0 or "Chromium" not in version.stdout:
         pytest.fail(f"`{chromium} --version` does not work:\n{version.stdout[-2000:]}")
     return BrowserTools(chromium=chromium, install_seconds=time.monotonic() - started)
+
+
+@pytest.fixture
+def notebook_page(lab, browser_tools, tmp_path):
+    """Opens ``lab``'s test notebook in headless Chromium (a fresh profile each time):
+    ``with notebook_page("name-failure.png") as page:``. A failure inside the block saves
+    that screenshot in the artifacts and prints JupyterLab's log tail (and the browser
+    console when ``console=True``); the browser is closed either way."""
+    from playwright.sync_api import sync_playwright
+
+    from .test_jupyterlab import ARTIFACTS, NOTEBOOK, STEP_TIMEOUT
+
+    @contextlib.contextmanager
+    def open_page(failure_png: str, *, height: int = 1000, console: bool = False):
+        with sync_playwright() as pw:
+            context = pw.chromium.launch_persistent_context(
+                str(tmp_path / "chromium-profile"),  # a fresh --user-data-dir
+                executable_path=str(browser_tools.chromium),
+                headless=True,
+                args=CHROMIUM_ARGS,
+                viewport={"width": 1280, "height": height},
+            )
+            page = context.pages[0] if context.pages else context.new_page()
+            page.set_default_timeout(STEP_TIMEOUT)
+            messages: list[str] = []
+            if console:
+                page.on("console", lambda m: messages.append(f"{m.type}: {m.text}"))
+            try:
+                page.goto(
+                    f"{lab.base}/lab/tree/{NOTEBOOK}?token={lab.token}",
+                    wait_until="domcontentloaded",
+                    timeout=STEP_TIMEOUT,
+                )
+                yield page
+            except BaseException:
+                try:
+                    page.screenshot(path=str(ARTIFACTS / failure_png), full_page=True)
+                except Exception as exc:  # keep the original failure
+                    print(f"failure screenshot failed: {exc}", file=sys.stderr)
+                print(f"--- JupyterLab log tail ---\n{lab.log_tail()}", file=sys.stderr)
+                if console:
+                    print("--- browser console ---\n" + "\n".join(messages[-60:]), file=sys.stderr)
+                raise
+            finally:
+                context.close()
+
+    return open_page

@@ -36,16 +36,6 @@ ARTIFACTS = Path(__file__).resolve().parent / "artifacts"
 KERNEL_NAME = "hopx-remote-python"
 KERNEL_DISPLAY = "HopX Remote Python"
 NOTEBOOK = "test.ipynb"
-CHROMIUM_ARGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 START_TIMEOUT = 90.0  # JupyterLab answering /api/status
 KERNEL_TIMEOUT = 90.0  # kernel idle after the page opened (embedded server start included)
@@ -291,119 +281,95 @@ _STREAM_PROBE = """([index]) => {
 
 
 @pytest.mark.timeout(900)  # first run includes installing Chromium/JupyterLab/Playwright
-def test_jupyterlab_hopx_kernel_in_chromium(lab, browser_tools, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+def test_jupyterlab_hopx_kernel_in_chromium(lab, browser_tools, notebook_page):
+    from playwright.sync_api import expect
 
     test_started = time.monotonic()
     _new_notebook(lab)
     expect.set_options(timeout=STEP_TIMEOUT)
 
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),  # a fresh --user-data-dir
-            executable_path=str(browser_tools.chromium),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 900},
+    with notebook_page("jupyterlab-failure.png", height=900) as page:
+        # 2. the notebook, on our kernel
+        panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
+        expect(panel.locator(".jp-Toolbar-kernelName")).to_contain_text(KERNEL_DISPLAY)
+        expect(page.locator(".jp-StatusBar-Widget").filter(has_text=KERNEL_DISPLAY).first).to_be_visible()
+        expect(panel.locator(".jp-Notebook-ExecutionIndicator")).to_have_attribute(
+            "data-status", "idle", timeout=KERNEL_TIMEOUT * 1000
         )
-        page = context.pages[0] if context.pages else context.new_page()
-        page.set_default_timeout(STEP_TIMEOUT)
-        try:
-            # 2. the notebook, on our kernel
-            page.goto(
-                f"{lab.base}/lab/tree/{NOTEBOOK}?token={lab.token}",
-                wait_until="domcontentloaded",
-                timeout=STEP_TIMEOUT,
-            )
-            panel = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden)")
-            expect(panel.locator(".jp-Toolbar-kernelName")).to_contain_text(KERNEL_DISPLAY)
-            expect(page.locator(".jp-StatusBar-Widget").filter(has_text=KERNEL_DISPLAY).first).to_be_visible()
-            expect(panel.locator(".jp-Notebook-ExecutionIndicator")).to_have_attribute(
-                "data-status", "idle", timeout=KERNEL_TIMEOUT * 1000
-            )
-            sessions = lab.api("GET", "/api/sessions")
-            assert [s["kernel"]["name"] for s in sessions] == [KERNEL_NAME], sessions
+        sessions = lab.api("GET", "/api/sessions")
+        assert [s["kernel"]["name"] for s in sessions] == [KERNEL_NAME], sessions
 
-            # 3. live streaming: "first line" shows while the cell still runs
-            cell = _run_in_cell(
-                page, 0, "import time; print('first line', flush=True); time.sleep(4); print('second line')"
-            )
-            seen = page.wait_for_function(
-                _STREAM_PROBE, arg=[0], polling="raf", timeout=KERNEL_TIMEOUT * 1000
-            ).json_value()
-            assert seen["running"], f"'first line' only appeared once the cell ended: {seen}"
-            print(f"streaming probe: {seen}")
-            expect(cell.locator(".jp-OutputArea")).to_contain_text("second line")
-            expect(cell.locator(".jp-InputPrompt")).to_have_text("[1]:")
+        # 3. live streaming: "first line" shows while the cell still runs
+        cell = _run_in_cell(
+            page, 0, "import time; print('first line', flush=True); time.sleep(4); print('second line')"
+        )
+        seen = page.wait_for_function(
+            _STREAM_PROBE, arg=[0], polling="raf", timeout=KERNEL_TIMEOUT * 1000
+        ).json_value()
+        assert seen["running"], f"'first line' only appeared once the cell ended: {seen}"
+        print(f"streaming probe: {seen}")
+        expect(cell.locator(".jp-OutputArea")).to_contain_text("second line")
+        expect(cell.locator(".jp-InputPrompt")).to_have_text("[1]:")
 
-            # 4. input() answered in the page
-            cell = _run_in_cell(page, 1, "name = input('Your name: ')")
-            box = cell.locator("input.jp-Stdin-input")
-            expect(cell.locator(".jp-Stdin")).to_contain_text("Your name:")
-            box.click()
-            box.fill("Ada")
-            box.press("Enter")
-            expect(cell.locator(".jp-OutputArea")).to_contain_text("Ada")
-            expect(cell.locator(".jp-InputPrompt")).to_have_text("[2]:")
-            cell = _run_in_cell(page, 2, "print('hello', name)")
-            expect(cell.locator(".jp-OutputArea")).to_contain_text("hello Ada")
+        # 4. input() answered in the page
+        cell = _run_in_cell(page, 1, "name = input('Your name: ')")
+        box = cell.locator("input.jp-Stdin-input")
+        expect(cell.locator(".jp-Stdin")).to_contain_text("Your name:")
+        box.click()
+        box.fill("Ada")
+        box.press("Enter")
+        expect(cell.locator(".jp-OutputArea")).to_contain_text("Ada")
+        expect(cell.locator(".jp-InputPrompt")).to_have_text("[2]:")
+        cell = _run_in_cell(page, 2, "print('hello', name)")
+        expect(cell.locator(".jp-OutputArea")).to_contain_text("hello Ada")
 
-            # 5. Tab completion from the sandbox namespace
-            cell = _run_in_cell(page, 3, "sandbox_value_xyz = 42")
-            expect(cell.locator(".jp-InputPrompt")).to_have_text("[4]:")
-            cell = page.locator(".jp-Notebook .jp-Cell").nth(4)
-            editor = cell.locator(".cm-content")
-            editor.click()
-            page.keyboard.type("sandbox_val")
-            expect(editor).to_have_text("sandbox_val")
-            page.keyboard.press("Tab")
-            completer = page.locator(".jp-Completer:visible")
-            expect(editor.or_(completer).filter(has_text="sandbox_value_xyz").first).to_be_visible()
-            print(
-                f"completer popup shown: {bool(completer.count())} "
-                f"{completer.locator('.jp-Completer-item').all_inner_texts()} "
-                f"editor={editor.inner_text()!r}"
-            )
-            if completer.count():  # several matches: pick ours from the list
-                completer.locator(".jp-Completer-item", has_text="sandbox_value_xyz").click()
-            expect(editor).to_have_text("sandbox_value_xyz")
-            page.keyboard.press("Shift+Enter")
-            expect(cell.locator(".jp-OutputArea")).to_contain_text("42")
+        # 5. Tab completion from the sandbox namespace
+        cell = _run_in_cell(page, 3, "sandbox_value_xyz = 42")
+        expect(cell.locator(".jp-InputPrompt")).to_have_text("[4]:")
+        cell = page.locator(".jp-Notebook .jp-Cell").nth(4)
+        editor = cell.locator(".cm-content")
+        editor.click()
+        page.keyboard.type("sandbox_val")
+        expect(editor).to_have_text("sandbox_val")
+        page.keyboard.press("Tab")
+        completer = page.locator(".jp-Completer:visible")
+        expect(editor.or_(completer).filter(has_text="sandbox_value_xyz").first).to_be_visible()
+        print(
+            f"completer popup shown: {bool(completer.count())} "
+            f"{completer.locator('.jp-Completer-item').all_inner_texts()} "
+            f"editor={editor.inner_text()!r}"
+        )
+        if completer.count():  # several matches: pick ours from the list
+            completer.locator(".jp-Completer-item", has_text="sandbox_value_xyz").click()
+        expect(editor).to_have_text("sandbox_value_xyz")
+        page.keyboard.press("Shift+Enter")
+        expect(cell.locator(".jp-OutputArea")).to_contain_text("42")
 
-            # 6. pip's progress bar renders as on a local kernel: the recorded bytes replayed
-            # in the sandbox show exactly what JupyterLab's processText port predicts (the
-            # parity test shows a local kernel sends the same bytes); the completer's
-            # documentation requests (inspect with the cursor past the code) are answered
-            cell = _run_in_cell(
-                page,
-                5,
-                f"import json, sys; P = json.load(open({str(PIP_FILE)!r}))"
-                "['chunks']; [sys.stdout.write(c) or sys.stdout.flush() "
-                "for c in P]; None",
-            )
-            expect(cell.locator(".jp-InputPrompt")).to_have_text("[6]:")
-            [expected] = rendered_streams([("stream", {"name": "stdout", "text": c}) for c in PIP_PROGRESS])
-            shown = cell.locator(".jp-OutputArea-output").first.inner_text()
-            assert shown.rstrip("\n") == expected.rstrip("\n"), (shown, expected)
-            quiet = [
-                line
-                for line in lab.log_tail(200_000).splitlines()
-                if re.search(r"/inspect|\[hopx-kernel|hopx_kernel\.| 400 ", line)
-            ]
-            assert quiet == [], quiet
+        # 6. pip's progress bar renders as on a local kernel: the recorded bytes replayed
+        # in the sandbox show exactly what JupyterLab's processText port predicts (the
+        # parity test shows a local kernel sends the same bytes); the completer's
+        # documentation requests (inspect with the cursor past the code) are answered
+        cell = _run_in_cell(
+            page,
+            5,
+            f"import json, sys; P = json.load(open({str(PIP_FILE)!r}))"
+            "['chunks']; [sys.stdout.write(c) or sys.stdout.flush() "
+            "for c in P]; None",
+        )
+        expect(cell.locator(".jp-InputPrompt")).to_have_text("[6]:")
+        [expected] = rendered_streams([("stream", {"name": "stdout", "text": c}) for c in PIP_PROGRESS])
+        shown = cell.locator(".jp-OutputArea-output").first.inner_text()
+        assert shown.rstrip("\n") == expected.rstrip("\n"), (shown, expected)
+        quiet = [
+            line
+            for line in lab.log_tail(200_000).splitlines()
+            if re.search(r"/inspect|\[hopx-kernel|hopx_kernel\.| 400 ", line)
+        ]
+        assert quiet == [], quiet
 
-            # 7. a picture for a person
-            page.locator(".jp-Notebook .jp-Cell").first.scroll_into_view_if_needed()
-            page.screenshot(path=str(ARTIFACTS / "jupyterlab.png"), full_page=True)
-        except BaseException:
-            try:
-                page.screenshot(path=str(ARTIFACTS / "jupyterlab-failure.png"), full_page=True)
-            except Exception as exc:  # keep the original failure
-                print(f"failure screenshot failed: {exc}", file=sys.stderr)
-            print(f"--- JupyterLab log tail ---\n{lab.log_tail()}", file=sys.stderr)
-            raise
-        finally:
-            context.close()
+        # 7. a picture for a person
+        page.locator(".jp-Notebook .jp-Cell").first.scroll_into_view_if_needed()
+        page.screenshot(path=str(ARTIFACTS / "jupyterlab.png"), full_page=True)
 
     # 8. teardown: delete the kernel over REST, stop JupyterLab, nothing of ours survives
     before = lab.descendants()

@@ -9,17 +9,13 @@ Screenshots go to ``tests/browser/artifacts/`` (``widgets*.png``).
 
 from __future__ import annotations
 
-import sys
-
 import pytest
 
 from . import test_jupyterlab
 from .test_jupyterlab import (
     ARTIFACTS,
-    CHROMIUM_ARGS,
     KERNEL_DISPLAY,
     KERNEL_TIMEOUT,
-    NOTEBOOK,
     STEP_TIMEOUT,
     _new_notebook,
     _run_in_cell,
@@ -40,133 +36,78 @@ def _wait_idle(page, expect) -> None:
 
 
 @pytest.mark.timeout(600)
-def test_widgets_in_jupyterlab(lab, browser_tools, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+def test_widgets_in_jupyterlab(lab, notebook_page):
+    from playwright.sync_api import expect
 
     _new_notebook(lab)
     expect.set_options(timeout=STEP_TIMEOUT)
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(browser_tools.chromium),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 1000},
-        )
-        page = context.pages[0] if context.pages else context.new_page()
-        page.set_default_timeout(STEP_TIMEOUT)
-        console: list[str] = []
-        page.on("console", lambda m: console.append(f"{m.type}: {m.text}"))
-        try:
-            page.goto(
-                f"{lab.base}/lab/tree/{NOTEBOOK}?token={lab.token}",
-                wait_until="domcontentloaded",
-                timeout=STEP_TIMEOUT,
-            )
-            _wait_idle(page, expect)
+    with notebook_page("widgets-failure.png", console=True) as page:
+        _wait_idle(page, expect)
 
-            # 1. a slider, moved with the keyboard, read back by the next cell
-            cell = _run_in_cell(page, 0, "import ipywidgets as w; s = w.IntSlider(value=5, max=10); s")
-            handle = cell.locator(".widget-slider .noUi-handle")
-            expect(handle).to_be_visible()
-            handle.focus()
-            page.keyboard.press("ArrowRight")
-            page.keyboard.press("ArrowRight")
-            expect(cell.locator(".widget-readout")).to_have_text("7")
-            cell = _run_in_cell(page, 1, "print('value', s.value)")
-            expect(cell.locator(".jp-OutputArea")).to_contain_text("value 7")
+        # 1. a slider, moved with the keyboard, read back by the next cell
+        cell = _run_in_cell(page, 0, "import ipywidgets as w; s = w.IntSlider(value=5, max=10); s")
+        handle = cell.locator(".widget-slider .noUi-handle")
+        expect(handle).to_be_visible()
+        handle.focus()
+        page.keyboard.press("ArrowRight")
+        page.keyboard.press("ArrowRight")
+        expect(cell.locator(".widget-readout")).to_have_text("7")
+        cell = _run_in_cell(page, 1, "print('value', s.value)")
+        expect(cell.locator(".jp-OutputArea")).to_contain_text("value 7")
 
-            # 2. a tqdm.notebook bar reaches 100%
-            cell = _run_in_cell(
-                page, 2, "from tqdm.notebook import tqdm; _ = list(tqdm(range(40), desc='work'))"
-            )
-            expect(cell.locator(".jp-OutputArea")).to_contain_text("100%")
-            expect(cell.locator(".jp-OutputArea")).to_contain_text("40/40")
-            page.screenshot(path=str(ARTIFACTS / "widgets.png"), full_page=True)
+        # 2. a tqdm.notebook bar reaches 100%
+        cell = _run_in_cell(page, 2, "from tqdm.notebook import tqdm; _ = list(tqdm(range(40), desc='work'))")
+        expect(cell.locator(".jp-OutputArea")).to_contain_text("100%")
+        expect(cell.locator(".jp-OutputArea")).to_contain_text("40/40")
+        page.screenshot(path=str(ARTIFACTS / "widgets.png"), full_page=True)
 
-            # 3. reload: the widgets come back from the sandbox
-            page.keyboard.press("Escape")  # command mode, so the shortcut reaches the notebook
-            page.keyboard.press("Control+s")
-            # saved: the tab loses its dirty mark (the mark is on the tab, not in the panel)
-            expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(0)
-            page.reload(wait_until="domcontentloaded")
-            _wait_idle(page, expect)
-            first = page.locator(".jp-Notebook .jp-Cell").nth(0)
-            expect(first.locator(".widget-slider .widget-readout")).to_have_text("7")
-            expect(page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-OutputArea")).to_contain_text(
-                "100%"
-            )
-            page.screenshot(path=str(ARTIFACTS / "widgets-reloaded.png"), full_page=True)
-        except BaseException:
-            try:
-                page.screenshot(path=str(ARTIFACTS / "widgets-failure.png"), full_page=True)
-            except Exception as exc:
-                print(f"failure screenshot failed: {exc}", file=sys.stderr)
-            print(f"--- JupyterLab log tail ---\n{lab.log_tail()}", file=sys.stderr)
-            print("--- browser console ---\n" + "\n".join(console[-60:]), file=sys.stderr)
-            raise
-        finally:
-            context.close()
+        # 3. reload: the widgets come back from the sandbox
+        page.keyboard.press("Escape")  # command mode, so the shortcut reaches the notebook
+        page.keyboard.press("Control+s")
+        # saved: the tab loses its dirty mark (the mark is on the tab, not in the panel)
+        expect(page.locator(".lm-TabBar-tab.jp-mod-dirty")).to_have_count(0)
+        page.reload(wait_until="domcontentloaded")
+        _wait_idle(page, expect)
+        first = page.locator(".jp-Notebook .jp-Cell").nth(0)
+        expect(first.locator(".widget-slider .widget-readout")).to_have_text("7")
+        expect(page.locator(".jp-Notebook .jp-Cell").nth(2).locator(".jp-OutputArea")).to_contain_text("100%")
+        page.screenshot(path=str(ARTIFACTS / "widgets-reloaded.png"), full_page=True)
 
 
 @pytest.mark.timeout(600)
-def test_a_breakpoint_stops_a_cell_and_continue_resumes_it(lab, browser_tools, tmp_path):
-    from playwright.sync_api import expect, sync_playwright
+def test_a_breakpoint_stops_a_cell_and_continue_resumes_it(lab, notebook_page):
+    from playwright.sync_api import expect
 
     _new_notebook(lab)
     expect.set_options(timeout=STEP_TIMEOUT)
-    with sync_playwright() as pw:
-        context = pw.chromium.launch_persistent_context(
-            str(tmp_path / "chromium-profile"),
-            executable_path=str(browser_tools.chromium),
-            headless=True,
-            args=CHROMIUM_ARGS,
-            viewport={"width": 1280, "height": 1000},
-        )
-        page = context.pages[0] if context.pages else context.new_page()
-        page.set_default_timeout(STEP_TIMEOUT)
-        try:
-            page.goto(
-                f"{lab.base}/lab/tree/{NOTEBOOK}?token={lab.token}",
-                wait_until="domcontentloaded",
-                timeout=STEP_TIMEOUT,
-            )
-            _wait_idle(page, expect)
-            # the sandbox loads Jedi when idle: let it, before debugpy traces everything
-            cell = _run_in_cell(page, 0, "import os; x = 1")
-            expect(cell.locator(".jp-InputPrompt")).to_have_text("[1]:")
-            bug = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-DebuggerBugButton")
-            expect(bug).to_be_enabled()  # kernel_info offered the debugger
-            bug.click()
-            expect(bug).to_have_attribute("aria-pressed", "true")
-            cell = page.locator(".jp-Notebook .jp-Cell").nth(1)
-            editor = cell.locator(".cm-content")
-            editor.click()
-            page.keyboard.type("a = 40")
-            page.keyboard.press("Enter")
-            page.keyboard.type("b = a + 2")
-            page.keyboard.press("Enter")
-            page.keyboard.type("print('after', b)")
-            gutter = cell.locator("div.cm-breakpoint-gutter .cm-gutterElement")
-            gutter.nth(2).click()  # line 2 (the first element is the gutter's spacer)
-            expect(cell.locator('span.cm-breakpoint-gutter[aria-label="Breakpoint"]')).to_have_count(1)
-            page.keyboard.press("Shift+Enter")
-            # stopped: the line is highlighted and the call stack shows a frame
-            expect(cell.locator(".jp-DebuggerEditor-highlight")).to_have_count(1)
-            expect(page.locator(".jp-DebuggerCallstackFrame").first).to_be_visible()
-            expect(cell.locator(".jp-OutputArea")).not_to_contain_text("after")
-            page.screenshot(path=str(ARTIFACTS / "debugger-stopped.png"), full_page=True)
-            page.locator(
-                '.jp-DebuggerCallstack-header button[title^="Continue"], jp-button[title^="Continue"]'
-            ).first.click()
-            expect(cell.locator(".jp-OutputArea")).to_contain_text("after 42")
-            page.screenshot(path=str(ARTIFACTS / "debugger-continued.png"), full_page=True)
-        except BaseException:
-            try:
-                page.screenshot(path=str(ARTIFACTS / "debugger-failure.png"), full_page=True)
-            except Exception as exc:
-                print(f"failure screenshot failed: {exc}", file=sys.stderr)
-            print(f"--- JupyterLab log tail ---\n{lab.log_tail()}", file=sys.stderr)
-            raise
-        finally:
-            context.close()
+    with notebook_page("debugger-failure.png") as page:
+        _wait_idle(page, expect)
+        # the sandbox loads Jedi when idle: let it, before debugpy traces everything
+        cell = _run_in_cell(page, 0, "import os; x = 1")
+        expect(cell.locator(".jp-InputPrompt")).to_have_text("[1]:")
+        bug = page.locator(".jp-NotebookPanel:not(.lm-mod-hidden) .jp-DebuggerBugButton")
+        expect(bug).to_be_enabled()  # kernel_info offered the debugger
+        bug.click()
+        expect(bug).to_have_attribute("aria-pressed", "true")
+        cell = page.locator(".jp-Notebook .jp-Cell").nth(1)
+        editor = cell.locator(".cm-content")
+        editor.click()
+        page.keyboard.type("a = 40")
+        page.keyboard.press("Enter")
+        page.keyboard.type("b = a + 2")
+        page.keyboard.press("Enter")
+        page.keyboard.type("print('after', b)")
+        gutter = cell.locator("div.cm-breakpoint-gutter .cm-gutterElement")
+        gutter.nth(2).click()  # line 2 (the first element is the gutter's spacer)
+        expect(cell.locator('span.cm-breakpoint-gutter[aria-label="Breakpoint"]')).to_have_count(1)
+        page.keyboard.press("Shift+Enter")
+        # stopped: the line is highlighted and the call stack shows a frame
+        expect(cell.locator(".jp-DebuggerEditor-highlight")).to_have_count(1)
+        expect(page.locator(".jp-DebuggerCallstackFrame").first).to_be_visible()
+        expect(cell.locator(".jp-OutputArea")).not_to_contain_text("after")
+        page.screenshot(path=str(ARTIFACTS / "debugger-stopped.png"), full_page=True)
+        page.locator(
+            '.jp-DebuggerCallstack-header button[title^="Continue"], jp-button[title^="Continue"]'
+        ).first.click()
+        expect(cell.locator(".jp-OutputArea")).to_contain_text("after 42")
+        page.screenshot(path=str(ARTIFACTS / "debugger-continued.png"), full_page=True)
