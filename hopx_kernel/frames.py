@@ -25,7 +25,7 @@ from typing import Any
 
 from . import wire
 from .errors import FrameError
-from .text import SURROGATE, json_size, json_string, strip_ansi
+from .text import SURROGATE, json_escaped, json_size, strip_ansi
 
 #: The largest frame a client must accept: the ``websockets`` default ``max_size``.
 MAX_FRAME_BYTES = 1 << 20
@@ -289,9 +289,8 @@ def encode(frame: AgentFrame | ClientFrame, timestamp: str | None = None) -> str
     if isinstance(frame, Jupyter):
         obj = {"type": "jupyter", "msg": frame.msg}
         return wire.pack(obj, frame.buffers) if frame.buffers else wire.dumps(obj)
-    if isinstance(frame, Stream):  # nearly all the bytes: escaped by the faster json_string
-        tail = f',"timestamp":{_dumps(timestamp)}}}' if timestamp is not None else "}"
-        return f'{{"type":{_dumps(frame.name)},"data":{json_string(frame.data).decode()}{tail}'
+    if isinstance(frame, Stream):  # nearly all the bytes: the faster path of encode_utf8
+        return encode_utf8(frame, timestamp)[0].decode("utf-8")
     obj = to_dict(frame)
     if timestamp is not None:
         obj["timestamp"] = timestamp
@@ -301,6 +300,28 @@ def encode(frame: AgentFrame | ClientFrame, timestamp: str | None = None) -> str
     if not text.isascii() and SURROGATE.search(text):
         text = SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
     return text
+
+
+def encode_utf8(frame: AgentFrame | ClientFrame, timestamp: str | None = None) -> tuple[bytes, bool]:
+    """:func:`encode` as the bytes to send, and whether they go as a binary frame.
+
+    Stream frames carry nearly all the bytes of a cell: their text is escaped by
+    :func:`~.text.json_escaped` and joined with one copy, never held as a ``str``.
+
+    Example:
+        >>> encode_utf8(Stream("stdout", "hi\\n"))
+        (b'{"type":"stdout","data":"hi\\\\n"}', False)
+    """
+    if isinstance(frame, Stream):
+        tail = b'"}' if timestamp is None else f'","timestamp":{_dumps(timestamp)}}}'.encode()
+        head = (
+            b'{"type":"stdout","data":"'
+            if frame.name == "stdout"
+            else f'{{"type":{_dumps(frame.name)},"data":"'.encode()
+        )
+        return b"".join((head, json_escaped(frame.data), tail)), False
+    data = encode(frame, timestamp)
+    return (data, True) if isinstance(data, bytes) else (data.encode("utf-8"), False)
 
 
 def split_text(data: str, limit: int = CHUNK_CHARS) -> list[str]:

@@ -68,19 +68,25 @@ def json_string(text: str) -> bytes:
         >>> json_string("x\\ud800")
         b'"x\\\\ud800"'
     """
+    return b"".join((b'"', json_escaped(text), b'"'))
+
+
+def json_escaped(text: str) -> bytes:
+    """:func:`json_string` without its quotes, to be joined into a larger JSON text with
+    one copy (each ``+`` of bytes copies everything so far)."""
     try:
         raw = text.encode("utf-8")
     except UnicodeEncodeError:  # lone surrogates: valid in a JSON escape only
         escaped = SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", _dumps_str(text))
-        return escaped.encode("utf-8")
+        return escaped[1:-1].encode("utf-8")
     special = raw.translate(None, _JSON_PLAIN)
     if special:
         kinds = [pair for pair in _JSON_ESCAPES if pair[0] in special]
         if len(kinds) > _JSON_MAX_KINDS:
-            return _dumps_str(text).encode("utf-8")
+            return _dumps_str(text)[1:-1].encode("utf-8")
         for byte, escape in kinds:
             raw = raw.replace(byte, escape)
-    return b'"' + raw + b'"'
+    return raw
 
 
 def json_size(text: str) -> int:
@@ -117,5 +123,6 @@ def packed_content(msg_type: str, content: dict) -> dict | bytes:
         {'name': 'stdout', 'text': 'hi'}
     """
     if msg_type == "stream" and content.keys() == {"name", "text"} and len(content["text"]) >= PACK_CHARS:
-        return b'{"name":' + json_string(content["name"]) + b',"text":' + json_string(content["text"]) + b"}"
+        name = json_string(content["name"])
+        return b"".join((b'{"name":', name, b',"text":"', json_escaped(content["text"]), b'"}'))
     return content

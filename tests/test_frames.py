@@ -24,6 +24,7 @@ from hopx_kernel.frames import (
     Result,
     Stream,
     encode,
+    encode_utf8,
     hopx_frames,
     parse_agent_frame,
     parse_client_frame,
@@ -325,6 +326,15 @@ def test_encode_stream_is_what_json_writes(data, timestamp):
     expected = json.dumps(obj, ensure_ascii=False, separators=(",", ":"))
     expected = SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", expected)
     assert encode(Stream("stderr", data), timestamp) == expected
+
+
+@pytest.mark.parametrize("frame", [*EVERY_FRAME, Stream("stdout", "x" * 300_000), Stream("stderr", "\ud800")])
+@pytest.mark.parametrize("timestamp", [None, "2025-01-01T00:00:00Z"])
+def test_encode_utf8_is_encode_as_bytes(frame, timestamp):
+    data, binary = encode_utf8(frame, timestamp)
+    text = encode(frame, timestamp)
+    assert binary is isinstance(text, bytes)
+    assert data == (text if binary else text.encode("utf-8"))
 
 
 def test_encode_leaves_out_unset_execute_fields():

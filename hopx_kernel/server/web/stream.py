@@ -110,8 +110,8 @@ class StreamHandler(SandboxWebSocket):
         if self.ws_connection is None or self.ws_connection.is_closing():
             return False
         try:
-            data = frames.encode(frame, timestamped(frame))
-            self._writing = self.write_message(data, binary=isinstance(data, bytes))
+            data, binary = frames.encode_utf8(frame, timestamped(frame))
+            self._writing = self.write_message(data, binary=binary)
         except WebSocketClosedError:
             return False
         self._writing.add_done_callback(_retrieve)
