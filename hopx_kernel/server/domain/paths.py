@@ -1,5 +1,5 @@
 """Map sandbox paths to the sandbox's folders on this machine. Pure (no file is touched:
-:mod:`.safefs` resolves the result race-free).
+:mod:`..runtime.safefs` resolves the result race-free).
 
 A sandbox sees three places, each a private folder of its own on this machine:
 
@@ -55,7 +55,7 @@ def locate(path: object) -> tuple[str, str]:
     """The sandbox folder (one of :data:`VIRTUAL_ROOTS`) a sandbox path is in, and the
     path relative to it (``""`` for the folder itself).
 
-    Pure: it checks the text only; :mod:`.safefs` resolves the result race-free under
+    Pure: it checks the text only; :mod:`..runtime.safefs` resolves the result race-free under
     :func:`host_root`.
 
     Raises:

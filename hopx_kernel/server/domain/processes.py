@@ -1,6 +1,6 @@
 """The background processes of one sandbox: what each is doing, and the table of them.
 
-Pure bookkeeping (no handlers): :mod:`.commands` starts and answers for them, the sandbox
+Pure bookkeeping (no handlers): :mod:`..web.commands` starts and answers for them, the sandbox
 owns one :class:`ProcessTable` and stops everything in it when it ends.
 """
 

@@ -1,8 +1,8 @@
 """Agent-plane file endpoints (docs/protocol.md §2.3), confined to the sandbox's folder.
 
 ``/workspace`` (and relative paths) map to the sandbox's folder; anything that
-escapes it is refused with 403 ``PATH_NOT_ALLOWED`` (:mod:`.paths`). Every file
-operation goes through :mod:`.safefs` (resolved once, race-free, regular files only) in
+escapes it is refused with 403 ``PATH_NOT_ALLOWED`` (:mod:`..domain.paths`). Every file
+operation goes through :mod:`..runtime.safefs` (resolved once, race-free, regular files only) in
 a worker thread, so a slow disk or a hostile file never blocks the event loop; downloads
 are streamed in chunks and reads, writes and downloads have size caps.
 """

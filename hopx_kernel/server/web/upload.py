@@ -2,7 +2,7 @@
 
 The body streams into an unlinked temporary file as it arrives (:func:`find_parts` then
 locates the ``path`` and ``file`` fields in it by scanning in chunks), and the file part
-is copied into the sandbox through :mod:`.safefs`. Server memory stays a few chunks no
+is copied into the sandbox through :mod:`..runtime.safefs`. Server memory stays a few chunks no
 matter the upload's size (up to ``MAX_BODY``).
 """
 
