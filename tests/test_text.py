@@ -62,6 +62,7 @@ def test_surrogate_finds_only_lone_surrogates():
         'say "hi" \\ back\tslash\r\n',
         "\x1b[31mred\x1b[0m é 中 😀\x00\x1f\x7f\u2028",
         "".join(map(chr, range(0x80))),  # every kind: json's own encoder takes it
+        "a\tb\n" * 5000,  # dense with escapes: json's own encoder takes it
     ],
 )
 def test_json_string_writes_what_json_dumps_writes(text):
