@@ -22,7 +22,7 @@ from pathlib import Path
 from ..runtime.ipython import IPythonRunner
 from ..server_errors import SandboxGone, ServerError
 from ..web import auth
-from ..web.channel import ChannelHub
+from .channel_hub import ChannelHub
 from .paths import private_folders
 from .pool import KernelPool
 from .processes import ProcessTable

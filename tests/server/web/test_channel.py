@@ -13,7 +13,7 @@ import pytest
 from websockets.asyncio.client import connect
 
 from hopx_kernel import frames, wire
-from hopx_kernel.server.web.channel import IN_FLIGHT
+from hopx_kernel.server.domain.channel_hub import IN_FLIGHT
 from tests.support.server_helpers import agent, create, delete, run, stream_sync, ws_headers
 
 pytest.importorskip("ipywidgets")

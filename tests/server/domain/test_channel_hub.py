@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hopx_kernel.server.web.channel import IN_FLIGHT, IN_FLIGHT_TTL, ChannelHub
+from hopx_kernel.server.domain.channel_hub import IN_FLIGHT, IN_FLIGHT_TTL, ChannelHub
 
 
 def msg(msg_type: str, msg_id: str) -> dict:
