@@ -24,7 +24,15 @@ def launch(argv: list[str] | None = None) -> None:
     # outstream_class=None: this process prints nothing of the user's, so its own stdout and
     # stderr stay the real ones (stray warnings reach the Jupyter log, never a notebook) and
     # ipykernel's per-cell flushes of captured output cost nothing.
-    app = IPKernelApp.instance(kernel_class=HopxKernel, outstream_class=None)
+    class App(IPKernelApp):
+        def init_sockets(self) -> None:
+            # No shell-channel thread: it only routes shell messages to subshells, which
+            # this kernel refuses; without it ipykernel reads shell on the main loop, as
+            # before version 7, and every message (a widget update) skips a thread hop.
+            super().init_sockets()
+            self.shell_channel_thread = None
+
+    app = App.instance(kernel_class=HopxKernel, outstream_class=None)
     app.initialize(argv)
     status = 1
     try:

@@ -23,8 +23,13 @@ LOOP = "import time\nprint('running', flush=True)\nwhile True:\n    time.sleep(0
 
 
 def _interrupt_when_running(km):
+    sent = []
+
     def on_output(cell):
-        if "running" in cell.stream():
+        # once: a second interrupt (on the KeyboardInterrupt's own output) travels on
+        # control in message mode and may land in the next cell
+        if "running" in cell.stream() and not sent:
+            sent.append(True)
             km.interrupt_kernel()
 
     return on_output

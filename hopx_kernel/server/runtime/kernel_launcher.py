@@ -256,6 +256,23 @@ def _blocking_iopub() -> None:
     kernelapp.IPKernelApp.init_iopub = init_iopub  # type: ignore[method-assign]
 
 
+def _no_shell_channel_thread() -> None:
+    """Read shell messages on the main loop, as ipykernel did before 7: its shell-channel
+    thread only routes them to subshells, which nothing here uses (the client kernel
+    refuses them), and costs every message a thread hop (a widget update's round trip).
+    Comms still run while an async cell awaits (``shell_main`` does that either way)."""
+    from ipykernel import kernelapp
+
+    original = kernelapp.IPKernelApp.init_sockets
+
+    def init_sockets(self):
+        original(self)
+        self.shell_channel_thread = None
+
+    # replacing ipykernel's method is the point (guarded by test_ipykernel_internals.py)
+    kernelapp.IPKernelApp.init_sockets = init_sockets  # type: ignore[method-assign]
+
+
 def _drop_session_vars() -> None:
     for name in list(os.environ):
         if name.upper().startswith(("JPY_", "IPY_")):
@@ -295,6 +312,7 @@ def main() -> None:
     _apply_limits()
     _patch_streams()
     _blocking_iopub()
+    _no_shell_channel_thread()
     from ipykernel import kernelapp  # reads JPY_PARENT_PID for its parent poller
 
     app = kernelapp.IPKernelApp.instance()

@@ -109,3 +109,19 @@ def test_the_flush_the_patch_reimplements_is_still_what_it_was():
     assert "self._flush_pending = True" in inspect.getsource(OutStream._schedule_flush), _changed(
         "OutStream._schedule_flush"
     )
+
+
+def test_ipykernel_still_runs_without_a_shell_channel_thread():
+    """Both kernels (this package's and the sandbox's) set ``shell_channel_thread = None``
+    after ``init_sockets``: ipykernel must still read shell on the main loop then."""
+    from ipykernel.kernelapp import IPKernelApp
+    from ipykernel.kernelbase import Kernel
+
+    assert callable(getattr(IPKernelApp, "init_sockets", None)), _changed("IPKernelApp.init_sockets (gone)")
+    init_kernel = inspect.getsource(IPKernelApp.init_kernel)
+    assert "if self.shell_channel_thread:" in init_kernel and "ZMQStream(self.shell_socket)" in init_kernel, (
+        _changed("IPKernelApp.init_kernel (no path without the shell-channel thread)")
+    )
+    assert "self.shell_channel_thread is not None" in inspect.getsource(
+        Kernel._supports_kernel_subshells.fget  # type: ignore[attr-defined]
+    ), _changed("Kernel._supports_kernel_subshells")
