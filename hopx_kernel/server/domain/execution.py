@@ -23,9 +23,9 @@ from ..runtime import safefs
 from ..runtime.run_control import Ask, CellOutcome, Emit, Limits, RunControl
 from ..runtime.subproc import run_process
 from ..server_errors import ServerError
-from ..web.bodies import now_rfc3339
 from .paths import host_root, locate
 from .sandbox import Registry, Sandbox
+from .timestamps import now_rfc3339
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,7 @@ from typing import Any
 from ...frames import Stream
 from ..runtime.run_control import RunControl
 from ..server_errors import ServerError
-from ..web.bodies import rfc3339
+from .timestamps import rfc3339
 
 #: Output kept per stream of one process; more stops the process (it is not a log store).
 OUTPUT_CAP = 8 * 1024 * 1024

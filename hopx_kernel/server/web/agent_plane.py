@@ -19,11 +19,11 @@ from ...errors import FrameError
 from ..domain.environment import mask_env, validate_env
 from ..domain.execute_collector import ExecuteCollector
 from ..domain.execution import as_run, execute
+from ..domain.timestamps import rfc3339
 from ..runtime.run_control import RunControl
 from ..server_errors import ServerError
 from . import auth
 from .base import JsonHandler
-from .bodies import rfc3339
 
 VERSION = "3.2.8-local"
 #: Seconds ``/complete`` and ``/inspect`` wait for a kernel that runs a cell (it answers

@@ -1,8 +1,6 @@
-"""JSON bodies the server answers with: error bodies and timestamps. Pure.
+"""JSON bodies the server answers with: error bodies. Pure but for their timestamp.
 
 Example:
-    >>> rfc3339(0)
-    '1970-01-01T00:00:00.000000Z'
     >>> control_error_body("NOT_FOUND", "no such sandbox", "req_1")["error"]["code"]
     'NOT_FOUND'
 """
@@ -10,19 +8,9 @@ Example:
 from __future__ import annotations
 
 import secrets
-import time
-from datetime import datetime, timezone
 from typing import Any
 
-
-def rfc3339(epoch: float) -> str:
-    """An RFC 3339 UTC timestamp with ``Z`` and exactly 6 fractional digits."""
-    return datetime.fromtimestamp(epoch, timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def now_rfc3339() -> str:
-    """The current time as :func:`rfc3339`."""
-    return rfc3339(time.time())
+from ..domain.timestamps import now_rfc3339
 
 
 def new_request_id() -> str:

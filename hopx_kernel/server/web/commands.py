@@ -24,10 +24,10 @@ import time
 
 from ..domain.process_runs import code_argv, command_argv, run_to_end, timeout_of
 from ..domain.processes import OUTPUT_CAP, Process, ProcessTable
+from ..domain.timestamps import now_rfc3339, rfc3339
 from ..runtime.run_control import RunControl
 from ..server_errors import ServerError
 from .agent_plane import AgentHandler
-from .bodies import now_rfc3339, rfc3339
 
 
 def _table(sandbox) -> ProcessTable:

@@ -10,10 +10,10 @@ from typing import Any
 
 from ..domain.environment import validate_env
 from ..domain.sandbox import TEMPLATE_ID, TEMPLATES, Sandbox
+from ..domain.timestamps import rfc3339
 from ..server_errors import ServerError
 from . import auth
 from .base import JsonHandler
-from .bodies import rfc3339
 
 #: The resources a local sandbox reports (the SDK needs all three keys or none).
 RESOURCES = {"vcpu": 1, "memory_mb": 2048, "disk_mb": 10240}

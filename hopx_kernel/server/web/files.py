@@ -17,10 +17,10 @@ import os
 from tornado.iostream import StreamClosedError
 
 from ..domain.paths import WORKSPACE, host_root, locate
+from ..domain.timestamps import rfc3339
 from ..runtime import safefs
 from ..server_errors import ServerError
 from .agent_plane import AgentHandler
-from .bodies import rfc3339
 
 #: The largest file ``/files/read`` returns as text.
 MAX_READ_BYTES = 64 * 1024 * 1024

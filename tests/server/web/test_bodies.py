@@ -1,8 +1,8 @@
-"""Error bodies and timestamps (hopx_kernel/server/web/bodies.py)."""
+"""Error bodies (hopx_kernel/server/web/bodies.py)."""
 
 from __future__ import annotations
 
-from hopx_kernel.server.web.bodies import agent_error_body, control_error_body, rfc3339
+from hopx_kernel.server.web.bodies import agent_error_body, control_error_body
 
 
 def test_error_bodies():
@@ -17,9 +17,3 @@ def test_error_bodies():
     agent = agent_error_body("PATH_NOT_ALLOWED", "no", "req_2")
     assert agent["error"] == "no" and agent["message"] == "no" and agent["code"] == "PATH_NOT_ALLOWED"
     assert agent["timestamp"].endswith("Z")
-
-
-def test_timestamps():
-    ts = rfc3339(1.5)
-    assert ts == "1970-01-01T00:00:01.500000Z"
-    assert len(ts.split(".")[1]) == 7  # 6 digits + Z
