@@ -62,6 +62,18 @@ async def collect(ws, limit: float = TIMEOUT) -> list[dict]:
     return out
 
 
+async def read_stdout(ws, expected: str, limit: float = TIMEOUT) -> None:
+    """Read ``stdout`` frames until their text is ``expected``: stream frames are not
+    line-aligned, so ``print('go')`` may arrive as ``go`` and ``\\n`` (the kernel flushed
+    between the two writes, as a loaded machine makes it do)."""
+    got = ""
+    async with asyncio.timeout(limit):
+        while got != expected:
+            obj = json.loads(await ws.recv())
+            assert obj["type"] == "stdout" and expected.startswith(got + obj["data"]), (got, obj)
+            got += obj["data"]
+
+
 async def stream(server, sandbox: dict, code: str, **fields: Any) -> list[dict]:
     """Run ``code`` over ``/execute/stream``; returns every frame up to ``complete``.
 

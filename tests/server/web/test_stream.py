@@ -14,6 +14,7 @@ from tests.support.server_helpers import (
     create,
     delete,
     of_type,
+    read_stdout,
     run,
     stream_sync,
     text,
@@ -231,7 +232,7 @@ def test_bash_streams_and_interrupts(local_server, sandbox):
                     {"type": "execute", "language": "bash", "extensions": 1, "code": "echo start; sleep 60"}
                 )
             )
-            assert json.loads(await ws.recv())["data"] == "start\n"
+            await read_stdout(ws, "start\n")
             await ws.send(json.dumps({"type": "interrupt"}))
             return await collect(ws, 20)
 
@@ -400,7 +401,7 @@ def test_plain_client_interrupt_frame_is_unknown(local_server, sandbox):
                     }
                 )
             )
-            assert json.loads(await ws.recv())["data"] == "go\n"
+            await read_stdout(ws, "go\n")
             await ws.send(json.dumps({"type": "interrupt"}))
             return await collect(ws, 20)
 
