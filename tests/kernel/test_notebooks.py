@@ -1,4 +1,7 @@
-"""Every notebook in notebooks/ runs on the kernel through nbclient, nbconvert and papermill."""
+"""Every notebook in notebooks/ runs on the kernel through nbclient, nbconvert and papermill.
+
+nbclient runs with the guard of tests/support/notebooks.py against its own Output-widget
+hang (notebook 09 has Output widgets), which a local ipykernel meets as well."""
 
 from __future__ import annotations
 
@@ -8,29 +11,15 @@ from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+
+from ..support.notebooks import NotebookClient
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = sorted((ROOT / "notebooks").glob("*.ipynb"))
 KERNEL = "hopx-remote-python"
 
 
-# Notebook 09 (widgets, a thread's bar after the cell) hung intermittently under nbclient
-# here: 2 clean-machine runs in 5, never when run alone. Open in issue 9; it still runs in
-# tests/kernel/test_parity.py and its widget paths in tests/kernel/test_widgets.py.
-INTERMITTENT = {"09-widgets-and-progress"}
-
-
-@pytest.mark.parametrize(
-    "path",
-    [
-        pytest.param(p, marks=pytest.mark.skip(reason="intermittent nbclient hang, open in issue 9"))
-        if p.stem in INTERMITTENT
-        else p
-        for p in NOTEBOOKS
-    ],
-    ids=lambda p: p.stem,
-)
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=lambda p: p.stem)
 def test_notebook_runs_with_nbclient(path, tmp_path):
     nb = nbformat.read(path, as_version=4)
     NotebookClient(

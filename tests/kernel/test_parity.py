@@ -16,8 +16,8 @@ from pathlib import Path
 import nbformat
 import pytest
 from jupyter_core.utils import run_sync
-from nbclient import NotebookClient
 
+from ..support.notebooks import NotebookClient
 from .parity import (
     ASSIST_REQUESTS,
     PARITY_EXCEPTIONS,

@@ -9,9 +9,9 @@ from queue import Empty
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
 
 from ..support.kernels import KERNEL_NAME, execute
+from ..support.notebooks import NotebookClient
 
 pytest.importorskip("ipywidgets")
 
