@@ -33,6 +33,7 @@ from .domain.environment import sandbox_env
 from .domain.execution import Context
 from .domain.pool import KernelPool
 from .domain.sandbox import MAX_SANDBOXES, Registry
+from .domain.tokens import new_token
 from .runtime import confinement, jedi_cache
 from .runtime.ipython import IPythonRunner
 from .runtime.run_control import Limits
@@ -224,7 +225,7 @@ async def serve(args: argparse.Namespace) -> int:
     )
     registry = Registry(pool, token_ttl=args.token_ttl, max_sandboxes=args.max_sandboxes)
     state = ServerState(
-        api_key=args.token or auth.new_token(),
+        api_key=args.token or new_token(),
         registry=registry,
         ctx=Context(registry, base_env, limits, confined_abi=abi),
         extensions=args.extensions,

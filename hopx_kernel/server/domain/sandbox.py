@@ -21,11 +21,11 @@ from pathlib import Path
 
 from ..runtime.ipython import IPythonRunner
 from ..server_errors import SandboxGone, ServerError
-from ..web import auth
 from .channel_hub import ChannelHub
 from .paths import private_folders
 from .pool import KernelPool
 from .processes import ProcessTable
+from .tokens import new_token
 
 log = logging.getLogger(__name__)
 
@@ -192,7 +192,7 @@ class Registry:
 
     def issue_token(self, sandbox: Sandbox) -> tuple[str, float]:
         """A fresh agent token for ``sandbox``; earlier tokens stay valid until expiry."""
-        token = auth.new_token()
+        token = new_token()
         expires = time.time() + self.token_ttl
         now = time.time()
         for digest, expiry in list(sandbox.tokens.items()):

@@ -1,4 +1,4 @@
-"""Tokens, credential headers and loopback checks. Pure: strings in, answers out.
+"""Credential headers and loopback checks. Pure: strings in, answers out.
 
 Example:
     >>> api_key_from_headers({"Authorization": "Bearer abc"})
@@ -9,24 +9,10 @@ Example:
 
 from __future__ import annotations
 
-import hmac
-import secrets
 from collections.abc import Mapping
 from urllib.parse import urlsplit
 
 from ...loopback import is_loopback_name
-
-
-def new_token() -> str:
-    """A fresh random token (256 bits, URL-safe)."""
-    return secrets.token_urlsafe(32)
-
-
-def tokens_equal(given: str | None, expected: str) -> bool:
-    """Compare a presented token with the expected one in constant time."""
-    if not given:
-        return False
-    return hmac.compare_digest(given.encode("utf-8"), expected.encode("utf-8"))
 
 
 def bearer_token(headers: Mapping[str, str]) -> str | None:

@@ -11,6 +11,7 @@ from typing import Any
 from ..domain.environment import validate_env
 from ..domain.sandbox import TEMPLATE_ID, TEMPLATES, Sandbox
 from ..domain.timestamps import rfc3339
+from ..domain.tokens import tokens_equal
 from ..server_errors import ServerError
 from . import auth
 from .base import JsonHandler
@@ -117,7 +118,7 @@ class ControlHandler(JsonHandler):
     def prepare(self) -> None:
         super().prepare()
         key = auth.api_key_from_headers(self.request.headers)
-        if not auth.tokens_equal(key, self.state.api_key):
+        if not tokens_equal(key, self.state.api_key):
             raise ServerError(
                 401,
                 "AUTHENTICATION_REQUIRED" if not key else "INVALID_API_KEY",
