@@ -13,11 +13,14 @@ from __future__ import annotations
 import asyncio
 import os
 import subprocess
+import sys
 import tempfile
+from collections.abc import Sequence
 
 from .config import Config, from_env
 from .errors import ConfigError
 from .local_server import LocalServer
+from .restart_handoff import connection_file, handoff_path, take
 
 _prestarted: LocalServer | None = None
 
@@ -84,15 +87,23 @@ def start_server(config: Config, parent_pid: int | None = None) -> LocalServer:
     )
 
 
-def prestart() -> None:
-    """Start the server now if this process will run in embedded mode."""
+def prestart(argv: Sequence[str] | None = None) -> None:
+    """Start the server now if this process will run in embedded mode, or adopt the one
+    the kernel before a restart handed over (:mod:`.restart_handoff`). ``argv``: the
+    kernel's command line (default ``sys.argv[1:]``), for its connection file."""
     global _prestarted
     try:
         config = from_env(os.environ)
     except ConfigError:
         return  # the kernel reports it on the first cell
     if _prestarted is None and config.mode == "embedded":
-        _prestarted = start_server(config)
+        _prestarted = handed_over(sys.argv[1:] if argv is None else argv) or start_server(config)
+
+
+def handed_over(argv: Sequence[str]) -> LocalServer | None:
+    """The server a restarting kernel on this connection file handed over, now ours."""
+    path = connection_file(argv)
+    return take(handoff_path(path)) if path else None
 
 
 def take_server(config: Config) -> LocalServer:

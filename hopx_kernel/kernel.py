@@ -12,6 +12,7 @@ import os
 import signal
 import sys
 import threading
+from pathlib import Path
 
 import zmq
 from ipykernel._version import kernel_protocol_version
@@ -27,6 +28,7 @@ from .errors import ConfigError, HopxKernelError, SandboxDisconnected
 from .frames import Display, Execute, InputReply, Interrupt, Jupyter
 from .magics import MagicError, parse_magic, run_magic
 from .mapping import LOST_CODES, CellMapper, coalesce, jupyter_safe
+from .restart_handoff import handoff_path
 from .session import SandboxSession
 from .text import packed_content
 
@@ -166,12 +168,18 @@ class HopxKernel(Kernel):
     async def do_shutdown(self, restart):
         # ipykernel 7 handles shutdown_request on the control thread's own event loop; the
         # sandbox's sockets and tasks live on the main loop, so do the work there.
+        # A restart hands the embedded server over to the next kernel process (restart_handoff).
+        handoff = self._handoff_path() if restart else None
         if self._loop is not None and self._loop is not asyncio.get_running_loop():
-            done = asyncio.run_coroutine_threadsafe(self.sandbox.shutdown(), self._loop)
+            done = asyncio.run_coroutine_threadsafe(self.sandbox.shutdown(handoff), self._loop)
             await asyncio.wrap_future(done)
         else:
-            await self.sandbox.shutdown()
+            await self.sandbox.shutdown(handoff)
         return {"status": "ok", "restart": restart}
+
+    def _handoff_path(self) -> Path | None:
+        connection_file = getattr(self.parent, "abs_connection_file", None)
+        return handoff_path(connection_file) if isinstance(connection_file, str) and connection_file else None
 
     # -- interrupt: SIGINT (signal mode, and message mode via ipykernel) ---------------------
 

@@ -12,7 +12,7 @@ def launch(argv: list[str] | None = None) -> None:
     # Embedded mode: boot the local sandbox server while ipykernel imports (~0.3 s saved).
     from . import embedded
 
-    embedded.prestart()
+    embedded.prestart(argv)
 
     import logging
     import os

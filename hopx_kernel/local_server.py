@@ -29,10 +29,21 @@ class LocalServer:
         root: a folder removed by :meth:`stop` (also when the server was killed).
     """
 
-    def __init__(self, proc: subprocess.Popen, root: str | None = None) -> None:
+    def __init__(
+        self, proc: subprocess.Popen | None, root: str | None = None, pid: int | None = None
+    ) -> None:
         self.proc = proc
         self.root = root
+        self._pid = proc.pid if proc is not None else pid
         self._info: tuple[str, str] | None = None
+
+    @classmethod
+    def adopted(cls, pid: int, base_url: str, api_key: str, root: str | None) -> LocalServer:
+        """A server that another process started and handed over (a kernel restart,
+        :mod:`hopx_kernel.restart_handoff`): not our child, so it is watched by pid."""
+        server = cls(None, root, pid)
+        server._info = (base_url, api_key)
+        return server
 
     @classmethod
     def start(
@@ -67,7 +78,7 @@ class LocalServer:
         return cls(proc, root)
 
     def __repr__(self) -> str:
-        return f"<LocalServer pid={self.proc.pid} {self._info[0] if self._info else 'starting'}>"
+        return f"<LocalServer pid={self._pid} {self._info[0] if self._info else 'starting'}>"
 
     # -- the ready line --------------------------------------------------------------------
 
@@ -80,6 +91,7 @@ class LocalServer:
         """
         if self._info is not None:
             return self._info
+        assert self.proc is not None  # an adopted server came with its info
         line = self._read_line(timeout)
         if line is None:
             self.stop()
@@ -107,7 +119,7 @@ class LocalServer:
 
     def _read_line(self, timeout: float) -> bytes | None:
         """The first line of stdout (b"" at end of file); None when none came in time."""
-        assert self.proc.stdout is not None
+        assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         deadline = time.monotonic() + timeout
         line = b""
@@ -135,50 +147,70 @@ class LocalServer:
 
     @property
     def pid(self) -> int:
-        return self.proc.pid
+        assert self._pid is not None
+        return self._pid
 
     @property
     def returncode(self) -> int | None:
-        """The exit status, None while it runs."""
-        return self.proc.poll()
+        """The exit status, None while it runs (an adopted server's status is unknown: 0)."""
+        if self.proc is not None:
+            return self.proc.poll()
+        return None if _alive(self.pid) else 0
 
     def running(self) -> bool:
-        return self.proc.poll() is None
+        return self.returncode is None
 
     def wait(self, timeout: float | None = None) -> int:
         """Wait for the exit; raises :class:`subprocess.TimeoutExpired` after ``timeout``."""
-        return self.proc.wait(timeout)
+        if self.proc is not None:
+            return self.proc.wait(timeout)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        while _alive(self.pid):
+            if deadline is not None and time.monotonic() >= deadline:
+                raise subprocess.TimeoutExpired(f"pid {self.pid}", timeout or 0)
+            time.sleep(0.02)
+        return 0
 
     def kill(self) -> None:
         """SIGKILL the server's whole process group (it and its sandbox kernels)."""
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)
+            os.killpg(self.pid, signal.SIGKILL)
         except OSError:
             try:
-                self.proc.kill()
+                os.kill(self.pid, signal.SIGKILL)
             except OSError:
                 pass
 
     def stop(self, grace: float = 3.0) -> int | None:
         """SIGTERM the server (it ends its sandboxes), SIGKILL its group if it lingers past
         ``grace``, close its pipe and remove :attr:`root`; returns the exit status."""
-        if self.proc.poll() is None:
+        if self.running():
             try:
-                self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(grace)
+                os.kill(self.pid, signal.SIGTERM)
+                self.wait(grace)
             except subprocess.TimeoutExpired:
                 self.kill()
                 try:
-                    self.proc.wait(10)
+                    self.wait(10)
                 except subprocess.TimeoutExpired:
                     pass
             except OSError:
                 pass
-        if self.proc.stdout is not None:
+        if self.proc is not None and self.proc.stdout is not None:
             self.proc.stdout.close()
         if self.root:
             shutil.rmtree(self.root, ignore_errors=True)
-        return self.proc.poll()
+        return self.returncode
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
 
 
 __all__ = ["LocalServer"]

@@ -24,8 +24,9 @@ import logging
 import time
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
-from . import embedded
+from . import embedded, restart_handoff
 from .agent import AgentClient, Execution
 from .config import Config
 from .controlplane import ControlPlane, SandboxInfo
@@ -371,8 +372,9 @@ class SandboxSession:
             out["timeout_remaining_seconds"] = max(0, int((live.info.expires_at - now).total_seconds()))
         return out
 
-    async def shutdown(self) -> None:
-        """Delete the sandbox (unless attached) and stop the embedded server."""
+    async def shutdown(self, handoff: Path | None = None) -> None:
+        """Delete the sandbox (unless attached) and stop the embedded server, or (a restart,
+        ``handoff`` given) hand the server over to the next kernel process there."""
         self._closed = True
         if self._provisioning is not None and not self._provisioning.done():
             self._provisioning.cancel()
@@ -389,7 +391,8 @@ class SandboxSession:
                 log.warning("could not delete sandbox %s: %s", live.info.id, msg)
         self.drop()
         if self._server is not None:
-            await asyncio.to_thread(embedded.stop_server, self._server)
+            if handoff is None or not await asyncio.to_thread(restart_handoff.offer, self._server, handoff):
+                await asyncio.to_thread(embedded.stop_server, self._server)
             self._server = None
 
 

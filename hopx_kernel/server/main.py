@@ -23,12 +23,15 @@ import signal
 import ssl
 import sys
 import tempfile
+import time
 from pathlib import Path
 
+import psutil
 from tornado.httpserver import HTTPServer
 from tornado.netutil import bind_sockets
 
 from ..loopback import listen_url
+from .domain import handoff
 from .domain.environment import sandbox_env
 from .domain.execution import Context
 from .domain.pool import KernelPool
@@ -95,6 +98,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=0, help="port (0 picks a free one)")
     p.add_argument("--token", default=None, help="API key to require (default: random)")
     p.add_argument("--parent-pid", type=int, default=None, help="exit when this process ends")
+    p.add_argument(
+        "--handoff-grace",
+        type=float,
+        default=handoff.GRACE,
+        help="seconds a server its --parent-pid offered at a restart waits for the next "
+        f"kernel process to adopt it (default {handoff.GRACE:g})",
+    )
     p.add_argument("--root", default=None, help="folder for sandbox folders (default: temp)")
     p.add_argument(
         "--remove-root",
@@ -177,7 +187,12 @@ def parent_alive(parent_pid: int, original_ppid: int) -> bool:
         return False
     except PermissionError:
         return True
-    return True
+    # an adopted parent (a restart) is not ours: once killed it may stay a zombie until
+    # the process that started it reaps it, and a zombie has ended
+    try:
+        return psutil.Process(parent_pid).status() != psutil.STATUS_ZOMBIE
+    except psutil.Error:
+        return False
 
 
 async def serve(args: argparse.Namespace) -> int:
@@ -230,6 +245,9 @@ async def serve(args: argparse.Namespace) -> int:
         ctx=Context(registry, base_env, limits, confined_abi=abi),
         extensions=args.extensions,
     )
+    state.pool = pool
+    if args.parent_pid:
+        state.handoff = handoff.Handoff(args.parent_pid, grace=args.handoff_grace)
     state.stream_reuse = not args.no_stream_reuse
     state.client_timeout = args.client_timeout
     state.stream_idle_timeout = args.stream_idle_timeout
@@ -249,8 +267,8 @@ async def serve(args: argparse.Namespace) -> int:
     for signum in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP):
         loop.add_signal_handler(signum, stop.set)
     watcher = None
-    if args.parent_pid:
-        watcher = loop.create_task(_watch_parent(args.parent_pid, stop))
+    if state.handoff is not None:
+        watcher = loop.create_task(_watch_parent(state.handoff, stop))
 
     print(json.dumps({"base_url": state.base_url, "api_key": state.api_key}), flush=True)
     log.info("local sandbox server listening on %s (root %s)", state.base_url, root)
@@ -264,6 +282,9 @@ async def serve(args: argparse.Namespace) -> int:
     with contextlib.suppress(Exception):
         await asyncio.wait_for(server.close_all_connections(), 2)
     shutil.rmtree(runtime, ignore_errors=True)
+    note = state.handoff.unclaimed_note() if state.handoff is not None else None
+    if note is not None:
+        note.unlink(missing_ok=True)  # offered at a restart, never adopted: no key left behind
     if made_root or args.remove_root:
         shutil.rmtree(root, ignore_errors=True)
     return 0
@@ -278,11 +299,15 @@ def tls_context(cert: str | None, key: str | None) -> ssl.SSLContext | None:
     return ctx
 
 
-async def _watch_parent(parent_pid: int, stop: asyncio.Event) -> None:
+async def _watch_parent(parent: handoff.Handoff, stop: asyncio.Event) -> None:
+    """Stop when the parent ends, unless it offered the server to a successor that adopts
+    it within the grace (a kernel restart); then live for the successor."""
     original_ppid = os.getppid()
     while not stop.is_set():
-        if not parent_alive(parent_pid, original_ppid):
-            log.info("parent process %d ended; stopping", parent_pid)
+        pid = parent.parent_pid
+        alive = pid is not None and parent_alive(pid, original_ppid)
+        if not parent.keep_running(alive, time.monotonic()):
+            log.info("parent process %s ended; stopping", pid)
             stop.set()
             return
         await asyncio.sleep(PARENT_POLL)

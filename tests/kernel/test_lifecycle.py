@@ -18,6 +18,7 @@ from ..support.kernels import (
     stop_kernel,
     wait_gone,
 )
+from ..support.local_server import KERNEL_MARK
 
 LOOP = "import time\nprint('running', flush=True)\nwhile True:\n    time.sleep(0.05)"
 
@@ -46,13 +47,45 @@ def test_interrupt_stops_the_cell_and_keeps_state(mode):
         assert execute(kc, "print(kept)").stream() == "still here\n"
 
 
-def test_restart_gives_a_fresh_sandbox():
-    with running_kernel() as (km, kc):
+def _local_server(kernel_pid: int) -> psutil.Process:
+    return next(
+        p
+        for p in family(kernel_pid)[1:]
+        if "hopx_kernel.server" in " ".join(p.cmdline()) and KERNEL_MARK not in " ".join(p.cmdline())
+    )
+
+
+def test_restart_gives_a_fresh_sandbox_on_the_same_local_server():
+    km, kc = start_kernel()
+    server = _local_server(km.provisioner.pid)
+    try:
         assert execute(kc, "x = 1").status == "ok"
+        for _ in range(2):
+            km.restart_kernel(now=False)
+            kc.wait_for_ready(timeout=60)
+            cell = execute(kc, "print('x' in dir())")
+            assert cell.stream() == "False\n"  # a fresh sandbox...
+            assert server.is_running()  # ...from the server the first kernel started
+            assert execute(kc, "x = 1").status == "ok"
+        everything = [server, *server.children(recursive=True)]
+    finally:
+        stop_kernel(km, kc)
+    assert wait_gone(everything, timeout=15) == []  # the last kernel ended it
+
+
+def test_sigkill_after_a_restart_takes_the_handed_over_server_with_it():
+    km, kc = start_kernel()
+    try:
+        server = _local_server(km.provisioner.pid)
         km.restart_kernel(now=False)
         kc.wait_for_ready(timeout=60)
-        cell = execute(kc, "print('x' in dir())")
-        assert cell.stream() == "False\n"
+        assert execute(kc, "print(1)").status == "ok"
+        everything = [server, *server.children(recursive=True)]
+        os.kill(km.provisioner.pid, signal.SIGKILL)
+        assert wait_gone(everything, timeout=15) == []
+    finally:
+        kc.stop_channels()
+        km.cleanup_resources()
 
 
 def _sandbox_processes(kernel_pid: int) -> list[psutil.Process]:

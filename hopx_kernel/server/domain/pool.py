@@ -112,6 +112,13 @@ class KernelPool:
         """Begin filling the pool in the background."""
         self._kick()
 
+    def prepare_one(self) -> None:
+        """Start one more kernel ahead now, also without refill (a restarting kernel's
+        successor will ask for a sandbox in a moment)."""
+        if not self.refill:
+            self.size += 1
+        self._kick()
+
     def _target(self) -> int:
         """How many ready kernels the pool wants now."""
         ahead = self.size if self.refill else max(0, self.size - self._started_ahead)

@@ -7,8 +7,10 @@ from dataclasses import dataclass
 from tornado.web import Application
 
 from ..domain.execution import Context
+from ..domain.handoff import Handoff
+from ..domain.pool import KernelPool
 from ..domain.sandbox import Registry
-from . import agent_plane, channel, commands, control_plane, files, stream, upload
+from . import agent_plane, channel, commands, control_plane, files, handoff, stream, upload
 from .base import NotFoundHandler
 from .logs import log_request
 
@@ -47,6 +49,10 @@ class ServerState:
     client_timeout: float = 60.0
     stream_idle_timeout: float = 120.0
     extensions: bool = True
+    #: the kernel process the server lives for, and a restart's offer (None: no --parent-pid)
+    handoff: Handoff | None = None
+    #: where sandbox kernels come from (a handoff starts one ahead for the next kernel)
+    pool: KernelPool | None = None
 
 
 def make_app(state: ServerState) -> Application:
@@ -66,6 +72,7 @@ def make_app(state: ServerState) -> Application:
         (r"/execute/stream/?", stream.StreamHandler, s),
         (r"/kernel/channel/?", channel.ChannelHandler, s),
         (r"/v1/templates/?", control_plane.TemplatesHandler, s),
+        (r"/local/(handoff|adopt)/?", handoff.HandoffHandler, s),
         (r"/v1/templates/([A-Za-z0-9_.-]+)/?", control_plane.TemplatesHandler, s),
         (r"/info/?", agent_plane.InfoHandler, s),
         (r"/commands/run/?", commands.CommandRunHandler, s),
