@@ -94,16 +94,12 @@ def test_a_client_that_never_reads(slow_target, timeout):
 def test_cells_on_one_reused_socket_never_hang(slow_target):
     """Four cells on one socket, 30 times: each next execute is sent the moment
     ``complete`` arrives, and none is lost (the reuse step and ``complete`` are one step)."""
-    from websockets.asyncio.client import connect
-
-    from ..support.server_helpers import ws_headers
+    from ..support.server_helpers import open_stream
 
     server, sandbox, _ = slow_target
 
     async def cells() -> list[str]:
-        async with connect(
-            f"{server.ws_url}/execute/stream", compression=None, additional_headers=ws_headers(sandbox)
-        ) as ws:
+        async with open_stream(server, sandbox) as ws:
             printed = []
             for i in range(4):
                 ext = {"extensions": 1} if i < 3 else {}  # the last one closes the socket

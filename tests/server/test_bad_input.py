@@ -8,7 +8,6 @@ import json
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed
 
 from hopx_kernel import frames
@@ -17,12 +16,13 @@ from ..support.server_helpers import (
     collect,
     create,
     delete,
+    execute_stream,
     of_type,
+    open_stream,
     read_stdout,
     run,
     stream_sync,
     text,
-    ws_headers,
 )
 
 
@@ -33,17 +33,8 @@ def sandbox(local_server):
     delete(local_server, sb)
 
 
-async def _open(server, sandbox):
-    return await connect(
-        f"{server.ws_url}/execute/stream",
-        additional_headers=ws_headers(sandbox),
-        compression=None,
-        open_timeout=30,
-    )
-
-
 async def _first_frame_answer(server, sandbox, raw) -> list[dict]:
-    async with await _open(server, sandbox) as ws:
+    async with open_stream(server, sandbox) as ws:
         await ws.send(raw)
         return await collect(ws, 20)
 
@@ -79,15 +70,8 @@ def test_oversized_frame(local_server, sandbox):
 
 def test_bad_frames_while_running_do_not_disturb(local_server, sandbox):
     async def scenario():
-        async with await _open(local_server, sandbox) as ws:
-            await ws.send(
-                json.dumps(
-                    {
-                        "type": "execute",
-                        "code": "print('a', flush=True)\nimport time\ntime.sleep(0.5)\nprint('b')",
-                    }
-                )
-            )
+        code = "print('a', flush=True)\nimport time\ntime.sleep(0.5)\nprint('b')"
+        async with execute_stream(local_server, sandbox, code) as ws:
             await read_stdout(ws, "a\n")
             for raw in (
                 "{oops",
@@ -117,7 +101,7 @@ def test_bad_frames_while_running_do_not_disturb(local_server, sandbox):
 
 def test_vanished_client_interrupts_and_next_runs(local_server, sandbox):
     async def scenario():
-        ws = await _open(local_server, sandbox)
+        ws = await open_stream(local_server, sandbox)
         await ws.send(
             json.dumps({"type": "execute", "code": "import time\nprint('go', flush=True)\ntime.sleep(120)"})
         )
@@ -162,7 +146,7 @@ RAW = st.one_of(
 @given(messages=st.lists(RAW, min_size=1, max_size=3))
 def test_arbitrary_frames_never_break_the_server(local_server, sandbox, messages):
     async def scenario():
-        async with await _open(local_server, sandbox) as ws:
+        async with open_stream(local_server, sandbox) as ws:
             for raw in messages:
                 try:
                     await ws.send(raw)

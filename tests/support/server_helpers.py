@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
@@ -48,6 +50,26 @@ def ws_headers(sandbox: dict) -> dict:
     return {"Authorization": f"Bearer {sandbox['auth_token']}"}
 
 
+def open_stream(server, sandbox: dict, **options: Any) -> connect:
+    """Open ``/execute/stream`` with the sandbox's token, uncompressed (use with
+    ``async with`` or ``await``); ``options`` go to ``websockets`` ``connect``."""
+    options.setdefault("open_timeout", TIMEOUT)
+    return connect(
+        f"{server.ws_url}/execute/stream", additional_headers=ws_headers(sandbox), compression=None, **options
+    )
+
+
+@asynccontextmanager
+async def execute_stream(
+    server, sandbox: dict, code: str, *, max_size: int | None = 2**20, **fields: Any
+) -> AsyncIterator[Any]:
+    """Open ``/execute/stream``, send one execute frame (``code`` plus exactly ``fields``,
+    so pass ``extensions=1`` to ask for [ext] frames) and yield the open socket."""
+    async with open_stream(server, sandbox, max_size=max_size) as ws:
+        await ws.send(json.dumps({"type": "execute", "code": code, **fields}))
+        yield ws
+
+
 async def collect(ws, limit: float = TIMEOUT) -> list[dict]:
     """Read frames until ``complete`` (inclusive), checking each one parses."""
     out = []
@@ -83,13 +105,7 @@ async def stream(server, sandbox: dict, code: str, **fields: Any) -> list[dict]:
     fields.setdefault("extensions", 1)
     if fields["extensions"] is None:
         del fields["extensions"]
-    async with connect(
-        f"{server.ws_url}/execute/stream",
-        additional_headers=ws_headers(sandbox),
-        compression=None,
-        open_timeout=TIMEOUT,
-    ) as ws:
-        await ws.send(json.dumps({"type": "execute", "code": code, **fields}))
+    async with execute_stream(server, sandbox, code, **fields) as ws:
         return await collect(ws)
 
 

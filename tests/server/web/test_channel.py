@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 
 from hopx_kernel import frames, wire
 from hopx_kernel.server.domain.channel_hub import IN_FLIGHT
-from tests.support.server_helpers import agent, create, delete, run, stream_sync, ws_headers
+from tests.support.server_helpers import agent, create, delete, execute_stream, run, stream_sync, ws_headers
 
 pytest.importorskip("ipywidgets")
 
@@ -51,13 +51,7 @@ def update(comm_id: str, state: dict) -> dict:
 
 async def execute(server, sandbox, code: str, limit: float = 120, **fields) -> list:
     """Run a cell over /execute/stream; every parsed frame up to ``complete``."""
-    async with connect(
-        f"{server.ws_url}/execute/stream",
-        additional_headers=ws_headers(sandbox),
-        compression=None,
-        max_size=None,
-    ) as ws:
-        await ws.send(json.dumps({"type": "execute", "code": code, **fields}))
+    async with execute_stream(server, sandbox, code, max_size=None, **fields) as ws:
         out = []
         async with asyncio.timeout(limit):
             async for raw in ws:
@@ -242,13 +236,7 @@ def test_a_flood_beyond_what_a_busy_kernel_holds_is_dropped_with_one_error_and_t
                         echoed.add(frame.msg["parent_header"].get("msg_id"))
 
             reader = asyncio.ensure_future(drain())
-            async with connect(
-                f"{local_server.ws_url}/execute/stream",
-                additional_headers=ws_headers(sandbox),
-                compression=None,
-                max_size=None,
-            ) as ws:
-                await ws.send(json.dumps({"type": "execute", "code": cell, "extensions": 1}))
+            async with execute_stream(local_server, sandbox, cell, max_size=None, extensions=1) as ws:
                 frames_: list = []
                 async with asyncio.timeout(60):  # the cell is running once it prints
                     while not any(isinstance(f, frames.Stream) for f in frames_):

@@ -6,19 +6,19 @@ import asyncio
 import json
 
 import pytest
-from websockets.asyncio.client import connect
 
 from tests.support.server_helpers import (
     agent,
     collect,
     create,
     delete,
+    execute_stream,
     of_type,
+    open_stream,
     read_stdout,
     run,
     stream_sync,
     text,
-    ws_headers,
 )
 
 
@@ -62,10 +62,7 @@ def test_first_output_is_prompt(local_server, sandbox, tmp_path):
     release = tmp_path / "release"
 
     async def scenario():
-        async with connect(
-            f"{local_server.ws_url}/execute/stream", additional_headers=ws_headers(sandbox), compression=None
-        ) as ws:
-            await ws.send(json.dumps({"type": "execute", "code": _held_until(release)}))
+        async with execute_stream(local_server, sandbox, _held_until(release)) as ws:
             async with asyncio.timeout(30):
                 first = json.loads(await ws.recv())
             release.touch()
@@ -114,19 +111,9 @@ def test_structured_error(local_server, sandbox):
 
 def test_input_request_and_reply(local_server, sandbox):
     async def scenario():
-        async with connect(
-            f"{local_server.ws_url}/execute/stream", additional_headers=ws_headers(sandbox), compression=None
+        async with execute_stream(
+            local_server, sandbox, "name = input('who? ')\nprint('hi', name)", extensions=1, allow_stdin=True
         ) as ws:
-            await ws.send(
-                json.dumps(
-                    {
-                        "type": "execute",
-                        "extensions": 1,
-                        "allow_stdin": True,
-                        "code": "name = input('who? ')\nprint('hi', name)",
-                    }
-                )
-            )
             async with asyncio.timeout(20):
                 while True:
                     frame = json.loads(await ws.recv())
@@ -150,18 +137,8 @@ def test_input_without_allow_stdin_fails_fast(local_server, sandbox):
 
 def test_interrupt_keeps_state(local_server, sandbox):
     async def scenario():
-        async with connect(
-            f"{local_server.ws_url}/execute/stream", additional_headers=ws_headers(sandbox), compression=None
-        ) as ws:
-            await ws.send(
-                json.dumps(
-                    {
-                        "type": "execute",
-                        "extensions": 1,
-                        "code": "kept = 'yes'\nimport time\nprint('go', flush=True)\ntime.sleep(60)",
-                    }
-                )
-            )
+        code = "kept = 'yes'\nimport time\nprint('go', flush=True)\ntime.sleep(60)"
+        async with execute_stream(local_server, sandbox, code, extensions=1) as ws:
             first = json.loads(await ws.recv())
             assert first["data"] == "go\n"
             await ws.send(json.dumps({"type": "interrupt"}))
@@ -224,14 +201,9 @@ def test_bash_streams_and_interrupts(local_server, sandbox):
     assert of_type(frames_, "result")[0]["exit_code"] == 4
 
     async def scenario():
-        async with connect(
-            f"{local_server.ws_url}/execute/stream", additional_headers=ws_headers(sandbox), compression=None
+        async with execute_stream(
+            local_server, sandbox, "echo start; sleep 60", language="bash", extensions=1
         ) as ws:
-            await ws.send(
-                json.dumps(
-                    {"type": "execute", "language": "bash", "extensions": 1, "code": "echo start; sleep 60"}
-                )
-            )
             await read_stdout(ws, "start\n")
             await ws.send(json.dumps({"type": "interrupt"}))
             return await collect(ws, 20)
@@ -273,9 +245,7 @@ def test_executions_in_turn_on_one_socket_only_when_asked(local_server, sandbox)
     assert health["features"]["stream_reuse"] == 1
 
     async def scenario():
-        async with connect(
-            f"{local_server.ws_url}/execute/stream", additional_headers=ws_headers(sandbox), compression=None
-        ) as ws:
+        async with open_stream(local_server, sandbox) as ws:
             runs = []
             for i in range(3):
                 await ws.send(
@@ -390,17 +360,8 @@ def test_plain_client_timeout_adds_no_traceback(local_server, sandbox):
 
 def test_plain_client_interrupt_frame_is_unknown(local_server, sandbox):
     async def scenario():
-        async with connect(
-            f"{local_server.ws_url}/execute/stream", additional_headers=ws_headers(sandbox), compression=None
-        ) as ws:
-            await ws.send(
-                json.dumps(
-                    {
-                        "type": "execute",
-                        "code": "import time\nprint('go', flush=True)\ntime.sleep(0.5)\nprint('done')",
-                    }
-                )
-            )
+        code = "import time\nprint('go', flush=True)\ntime.sleep(0.5)\nprint('done')"
+        async with execute_stream(local_server, sandbox, code) as ws:
             await read_stdout(ws, "go\n")
             await ws.send(json.dumps({"type": "interrupt"}))
             return await collect(ws, 20)
@@ -442,10 +403,7 @@ def test_no_extensions_server_closes_after_each_execution_even_when_asked(plain_
     sb = create(plain_server)
 
     async def scenario():
-        async with connect(
-            f"{plain_server.ws_url}/execute/stream", additional_headers=ws_headers(sb), compression=None
-        ) as ws:
-            await ws.send(json.dumps({"type": "execute", "extensions": 1, "code": "print(1)"}))
+        async with execute_stream(plain_server, sb, "print(1)", extensions=1) as ws:
             frames_ = await collect(ws)
             await ws.wait_closed()
             return frames_, ws.close_code
