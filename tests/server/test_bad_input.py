@@ -14,8 +14,6 @@ from hopx_kernel import frames
 
 from ..support.server_helpers import (
     collect,
-    create,
-    delete,
     execute_stream,
     of_type,
     open_stream,
@@ -24,13 +22,6 @@ from ..support.server_helpers import (
     stream_sync,
     text,
 )
-
-
-@pytest.fixture(scope="module")
-def sandbox(local_server):
-    sb = create(local_server)
-    yield sb
-    delete(local_server, sb)
 
 
 async def _first_frame_answer(server, sandbox, raw) -> list[dict]:

@@ -14,7 +14,7 @@ from websockets.asyncio.client import connect
 
 from hopx_kernel import frames, wire
 from hopx_kernel.server.domain.channel_hub import IN_FLIGHT
-from tests.support.server_helpers import agent, create, delete, execute_stream, run, stream_sync, ws_headers
+from tests.support.server_helpers import agent, execute_stream, run, stream_sync, ws_headers
 
 pytest.importorskip("ipywidgets")
 
@@ -22,13 +22,6 @@ pytest.importorskip("ipywidgets")
 #: few ms to handle afterwards, so more would only time the machine's load
 FLOOD = 300
 WIDGET = "import ipywidgets as w\ns = w.IntSlider()\nprint(s.model_id)\n"
-
-
-@pytest.fixture(scope="module")
-def sandbox(local_server):
-    sb = create(local_server)
-    yield sb
-    delete(local_server, sb)
 
 
 def msg(msg_type: str, content: dict) -> dict:

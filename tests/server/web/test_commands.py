@@ -12,6 +12,7 @@ from tests.support.server_helpers import agent, create, delete
 
 @pytest.fixture
 def sandbox(local_server):
+    """A fresh sandbox per test (the tests here leave state behind)."""
     sb = create(local_server)
     yield sb
     delete(local_server, sb)
