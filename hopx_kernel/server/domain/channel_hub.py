@@ -36,6 +36,9 @@ DROPPABLE = frozenset({"comm_open", "comm_msg", "comm_close"})
 #: A message counts as in flight for at most this long (ipykernel sends no ``idle`` for a
 #: comm it handles while an async cell runs, so its place must free itself).
 IN_FLIGHT_TTL = 10.0
+#: At most one CHANNEL_FULL error frame (and log line) per this many seconds: drops come
+#: one per client message, and answering each would cost as much as the flood itself.
+REFUSAL_EVERY = 5.0
 #: Kernel message kinds → the Jupyter channel they travel on.
 CHANNEL_OF = {"iopub": "iopub", "reply": "shell", "control": "control"}
 #: iopub messages the channel does not carry (the client kernel publishes its own).
@@ -62,6 +65,7 @@ class ChannelHub:
         self.in_flight: OrderedDict[str, float] = OrderedDict()
         self.dropped = 0  # client comm messages dropped, all told...
         self.dropped_in_burst = 0  # ...and since the last one admitted
+        self._said_at: float | None = None  # when the client was last told of drops
 
     # -- client → kernel
 
@@ -104,6 +108,15 @@ class ChannelHub:
             return False
         self.dropped_in_burst = 0
         self.in_flight[msg_id] = now
+        return True
+
+    def say_drop(self, now: float | None = None) -> bool:
+        """Whether to tell the client (and the log) about a drop now: at most once per
+        ``REFUSAL_EVERY`` seconds."""
+        now = time.monotonic() if now is None else now
+        if self._said_at is not None and now - self._said_at < REFUSAL_EVERY:
+            return False
+        self._said_at = now
         return True
 
     def restart_seq(self) -> None:

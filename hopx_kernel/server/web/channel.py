@@ -111,7 +111,7 @@ class ChannelHandler(SandboxWebSocket):
         if frame.channel == "shell" and not sandbox.hub.admit(frame.msg):
             # delivered as far as order goes (a cell waiting for this seq need not wait)
             sandbox.hub.delivered(None)
-            if sandbox.hub.dropped_in_burst % 1000 == 1:  # one error frame per burst (and per 1000)
+            if sandbox.hub.say_drop():  # at most one error frame every REFUSAL_EVERY s
                 line = (
                     f"the sandbox's kernel is busy with {IN_FLIGHT} comm messages not yet handled; comm "
                     f"messages are dropped until it catches up ({sandbox.hub.dropped} so far): send them "

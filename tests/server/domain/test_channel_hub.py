@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from hopx_kernel.server.domain.channel_hub import IN_FLIGHT, IN_FLIGHT_TTL, ChannelHub
+from hopx_kernel.server.domain.channel_hub import IN_FLIGHT, IN_FLIGHT_TTL, REFUSAL_EVERY, ChannelHub
 
 
 def msg(msg_type: str, msg_id: str) -> dict:
@@ -54,3 +54,10 @@ def test_busy_is_not_carried_idle_is():
     hub.from_kernel("iopub", busy)
     hub.from_kernel("iopub", idle("m"))
     assert sent == ["idle"]
+
+
+def test_drops_are_told_at_most_once_per_interval():
+    hub = ChannelHub()
+    assert hub.say_drop(now=100.0)
+    assert not hub.say_drop(now=100.0 + REFUSAL_EVERY / 2)
+    assert hub.say_drop(now=100.0 + REFUSAL_EVERY)
