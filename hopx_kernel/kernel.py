@@ -102,6 +102,7 @@ class HopxKernel(Kernel):
         self._history: list[tuple[int, str]] = []
         self._execution = None  # the running cell's Execution
         self._cell_parent: dict = {}
+        self._request_parent: dict | None = None  # the execute_request being handled
         self._cell_task: asyncio.Task | None = None
         self._interrupted = False
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -207,7 +208,26 @@ class HopxKernel(Kernel):
 
     def _publish(self, msg_type: str, content: dict) -> None:
         # agent-supplied text may hold lone surrogates: unsendable, the packer would raise
-        self.send_response(self.iopub_socket, msg_type, packed_content(msg_type, jupyter_safe(content)))
+        packed = packed_content(msg_type, jupyter_safe(content))
+        if self._cell_task is not None and self._cell_parent:  # a cell's: under the cell
+            self._session.send(self.iopub_socket, msg_type, packed, self._cell_parent)  # type: ignore[arg-type]  # (bytes: sent as it is)
+        else:
+            self.send_response(self.iopub_socket, msg_type, packed)
+
+    async def execute_request(self, stream, ident, parent):
+        # ipykernel 7 runs every shell handler in one shared context, and a comm message it
+        # handles concurrently with another (it does while the shell is busy) sets back the
+        # parent it saw when it began once it ends: the parent of a cell that started in
+        # between became that comm message, so its output and its idle went under the comm
+        # message and a frontend waited for the cell's idle for ever (a frontend sending
+        # comm messages as a cell is started). The cell keeps its own parent: its output
+        # names it, and it is set again just before ipykernel publishes the idle.
+        self._request_parent = parent
+        try:
+            await super().execute_request(stream, ident, parent)
+        finally:
+            self._request_parent = None
+            self.set_parent(ident, parent, channel="shell")
 
     def _as_ours(self, header: dict) -> dict:
         """A sandbox message's header under this kernel's session: JupyterLab drops comm
@@ -281,7 +301,7 @@ class HopxKernel(Kernel):
         if store_history:
             self._history.append((self.execution_count, code))
         mapper = CellMapper(self.execution_count, self._display_ids, lost_hint=self.sandbox.lost_hint)
-        self._cell_parent = self.get_parent("shell")
+        self._cell_parent = self._request_parent or self.get_parent("shell")
         publish = (lambda t, c: None) if silent else self._publish
         self._interrupted = False
         self._cell_task = asyncio.current_task()

@@ -4,11 +4,13 @@ headers and binary buffers kept (docs/protocol.md §2.2, §2.4)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from queue import Empty
 
 import nbformat
 import pytest
+from jupyter_client.session import Session
 
 from ..support.kernels import KERNEL_NAME, execute
 from ..support.notebooks import NotebookClient
@@ -97,6 +99,45 @@ def test_slider_model_arrives_before_its_view_and_frontend_update_is_read_back(k
     kc.comm_info(target_name="jupyter.widget")
     info = kc.get_shell_msg(timeout=10)
     assert slider in info["content"]["comms"]
+
+
+def test_a_cell_started_during_a_comm_flood_keeps_its_output_and_its_idle(kernel):
+    """A second frontend floods comm_msg (~1000 a second) and a cell is started meanwhile:
+    the cell's output and its idle arrive under the cell, whole and in order, and the next
+    cell runs. (ipykernel 7 handles comms concurrently in one shared context; the cell's
+    parent used to become a comm message's, and the cell never went idle for its frontend.)"""
+    km, kc = kernel
+    reply, msgs = run(kc, "import ipywidgets as w\nflooded = w.IntSlider()\nflooded")
+    slider = widget_id(msgs, "IntSliderModel")
+    frontend = km.client(session=Session(key=km.session.key, signature_scheme=km.session.signature_scheme))
+    frontend.start_channels()
+    stop, under_way, sent = threading.Event(), threading.Event(), [0]
+
+    def flood():
+        while not stop.is_set():
+            for _ in range(10):
+                sent[0] += 1
+                data = {"method": "update", "state": {"value": sent[0] % 50}, "buffer_paths": []}
+                msg = frontend.session.msg("comm_msg", {"comm_id": slider, "data": data})
+                frontend.session.send(frontend.shell_channel.socket, msg)
+            if sent[0] >= 200:
+                under_way.set()
+            time.sleep(0.01)  # pacing, ~1000 a second
+
+    flooder = threading.Thread(target=flood, daemon=True)
+    flooder.start()
+    try:
+        assert under_way.wait(30)  # the flood is under way before the cell is sent
+        code = "import time\nfor i in range(2000):\n    print(i)\n    time.sleep(0.001)\n"
+        reply, msgs = run(kc, code, 90)
+    finally:
+        stop.set()
+        flooder.join(10)
+        frontend.stop_channels()
+    assert reply["status"] == "ok", reply
+    text = "".join(m["content"]["text"] for m in msgs if m["msg_type"] == "stream")
+    assert text == "".join(f"{i}\n" for i in range(2000))
+    assert execute(kc, "print('next')", timeout=90).stream("stdout") == "next\n"
 
 
 def test_image_bytes_round_trip_as_binary_buffers(kc):
