@@ -32,6 +32,9 @@ def launch(argv: list[str] | None = None) -> None:
             super().init_sockets()
             self.shell_channel_thread = None
 
+    # traitlets names an application's logger after its class: keep ipykernel's name, so
+    # what this kernel logs reads as a local kernel's ("[IPKernelApp] WARNING | ...")
+    App.__name__ = App.__qualname__ = IPKernelApp.__name__
     app = App.instance(kernel_class=HopxKernel, outstream_class=None)
     app.initialize(argv)
     status = 1
