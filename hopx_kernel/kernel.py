@@ -7,6 +7,7 @@ mapping in :mod:`.mapping`, the sandbox behind :class:`.session.SandboxSession`.
 from __future__ import annotations
 
 import asyncio
+import importlib.util
 import logging
 import os
 import signal
@@ -49,6 +50,8 @@ STATELESS_NOTE = (
 
 #: How long kernel_info waits for the first sandbox, to say whether it has a debugger.
 KERNEL_INFO_WAIT = 10.0
+#: Whether an embedded sandbox offers the debugger (its agent's rule: debugpy importable).
+EMBEDDED_DEBUGGER = importlib.util.find_spec("debugpy") is not None
 #: How long a debug request waits for the sandbox's debugger.
 DEBUG_WAIT = 30.0
 
@@ -129,8 +132,21 @@ class HopxKernel(Kernel):
             "banner": self.banner,
             "help_links": self.help_links,
             # the debugger runs in the sandbox's kernel, reached over the kernel channel
-            "supported_features": ["debugger"] if self.sandbox.has_debugger else [],
+            "supported_features": ["debugger"] if self._offers_debugger() else [],
         }
+
+    def _embedded(self) -> bool:
+        config = self.sandbox.config
+        return isinstance(config, Config) and config.mode == "embedded"
+
+    def _offers_debugger(self) -> bool:
+        """Whether the sandbox has a debugger. Before the first sandbox is ready, an embedded
+        one is known anyway: it is this package's server on this Python, whose agent
+        offers the debugger exactly when debugpy is importable (server/web/agent_plane.py),
+        so a new notebook need not wait for it (kernel_info_request)."""
+        if not self.sandbox.is_live and self._embedded():
+            return EMBEDDED_DEBUGGER
+        return self.sandbox.has_debugger
 
     async def _on_main_loop(self, coro):
         """Run ``coro`` on the loop that owns the sandbox's sockets (control handlers run
@@ -140,8 +156,11 @@ class HopxKernel(Kernel):
         return await coro
 
     async def kernel_info_request(self, stream, ident, parent):
-        # whether the debugger is offered depends on the sandbox: wait (briefly) to know it
-        if self._loop is not None:
+        # whether the debugger is offered depends on the sandbox: wait (briefly) to know it,
+        # unless it is the embedded one, known without waiting (_offers_debugger)
+        if self._embedded():
+            pass
+        elif self._loop is not None:
             await self._on_main_loop(self.sandbox.settled(KERNEL_INFO_WAIT))
         elif threading.current_thread() is threading.main_thread():  # before _started ran
             await self.sandbox.settled(KERNEL_INFO_WAIT)
@@ -267,6 +286,9 @@ class HopxKernel(Kernel):
         self._session.send(stream, "comm_info_reply", {"status": "ok", "comms": {}}, parent, ident)
 
     async def debug_request(self, stream, ident, parent):
+        # kernel_info does not wait for an embedded sandbox: a debugger that attaches at
+        # once (JupyterLab's debugInfo on connect) waits for it here
+        await self._on_main_loop(self.sandbox.settled(KERNEL_INFO_WAIT))
         if self.sandbox.has_debugger:
             answer = await self._on_main_loop(self.comms.request("control", parent, DEBUG_WAIT))
             if answer is not None:

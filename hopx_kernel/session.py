@@ -281,6 +281,11 @@ class SandboxSession:
         return bool(self._live and self._live.features.get("kernel_channel"))
 
     @property
+    def is_live(self) -> bool:
+        """Whether a sandbox is ready now."""
+        return self._live is not None
+
+    @property
     def has_debugger(self) -> bool:
         """Whether debug requests can reach a debugger in the sandbox's kernel."""
         return self.has_channel and bool(self._live and self._live.features.get("debugger"))

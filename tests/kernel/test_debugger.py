@@ -54,7 +54,11 @@ def test_breakpoint_stops_the_cell_and_continue_resumes_it():
         info = kc.get_shell_msg(timeout=TIMEOUT)
         assert "debugger" in info["content"]["supported_features"]
         # the local sandbox loads Jedi once idle; do it now, not under the debugger's tracing
-        # (a traced Jedi start would hold the cell behind it past its time limit)
+        # (a traced Jedi start would hold the cell behind it past its time limit): after a
+        # first cell, so the completion reaches the sandbox (kernel_info does not wait for it)
+        kc.execute("pass")
+        while kc.get_shell_msg(timeout=TIMEOUT)["msg_type"] != "execute_reply":
+            pass
         kc.complete("import os; os.pa", 16)
         while kc.get_shell_msg(timeout=TIMEOUT)["msg_type"] != "complete_reply":
             pass
