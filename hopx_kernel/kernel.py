@@ -21,7 +21,7 @@ from ipykernel.kernelbase import Kernel
 from jupyter_client.session import Session
 from traitlets import Float
 
-from . import __version__
+from . import __version__, wire
 from .comms import CommBridge
 from .completion import complete_locally, is_complete
 from .config import Config, from_env
@@ -111,6 +111,7 @@ class HopxKernel(Kernel):
         self._loop: asyncio.AbstractEventLoop | None = None
         self._warned_stateless = False
         self._closing: set[asyncio.Future] = set()
+        self._published = wire.RecentIds()
         self.comms = CommBridge(self.sandbox, self._publish_msg, self._publish)
         # comm messages go to the sandbox (ipykernel 7 dispatches these even while a cell
         # runs); without these handlers the base class logs "Unknown message type"
@@ -256,7 +257,12 @@ class HopxKernel(Kernel):
 
     def _publish_msg(self, msg: dict, buffers: list) -> None:
         """Publish a sandbox's Jupyter message on iopub as it is (header kept but for its
-        session, :meth:`_as_ours`)."""
+        session, :meth:`_as_ours`), once: a msg_id already published is a replay, which
+        frontends refuse ("Duplicate Signature") and an agent should never send."""
+        msg_id = msg["header"].get("msg_id")
+        if msg_id and not self._published.first(str(msg_id)):
+            self.log.warning("hopx-kernel: skipped a sandbox message sent twice (msg_id %s)", msg_id)
+            return
         out = {
             "header": self._as_ours(msg["header"]),
             "parent_header": msg.get("parent_header") or {},

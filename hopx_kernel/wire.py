@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from itertools import pairwise
@@ -67,9 +68,29 @@ def _default(value: Any) -> Any:
 _dumps = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=_default).encode
 
 
+_dumps_ascii = json.JSONEncoder(separators=(",", ":"), default=_default).encode
+
+
 def dumps(obj: dict) -> str:
-    """Compact JSON of a frame; dates (jupyter_client parses header dates) as ISO text."""
-    return _dumps(obj)
+    """Compact JSON of a frame; dates (jupyter_client parses header dates) as ISO text.
+
+    A lone surrogate (a frontend's JSON may escape one, and Python reads it as a character)
+    cannot be written as UTF-8: such a frame is written with escapes instead, which reads
+    back the same.
+
+    Example:
+        >>> print(dumps({"k": chr(0xD800) + "é"}))
+        {"k":"\\ud800\\u00e9"}
+        >>> json.loads(dumps({"k": chr(0xD800)}))["k"] == chr(0xD800)
+        True
+    """
+    text = _dumps(obj)
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return _dumps_ascii(obj)
+    return text
 
 
 def pack(obj: dict, buffers: list[bytes] | tuple = ()) -> bytes:
@@ -257,6 +278,33 @@ class SeqTracker:
 
     def reached(self, channel_seq: int | None) -> bool:
         return channel_seq is None or self.forwarded >= channel_seq
+
+
+class RecentIds:
+    """The last ``size`` message ids seen, to refuse a replay: jupyter_client rejects a
+    message whose signature it has seen ("Duplicate Signature"), and a sandbox message
+    republished twice with its header kept is signed the same twice.
+
+    Example:
+        >>> seen = RecentIds(size=2)
+        >>> [seen.first("a"), seen.first("a"), seen.first("b"), seen.first("c"), seen.first("a")]
+        [True, False, True, True, True]
+    """
+
+    def __init__(self, size: int = 4096) -> None:
+        self._order: deque[str] = deque()
+        self._ids: set[str] = set()
+        self._size = size
+
+    def first(self, msg_id: str) -> bool:
+        """True the first time ``msg_id`` is seen (among the last ``size``)."""
+        if msg_id in self._ids:
+            return False
+        self._ids.add(msg_id)
+        self._order.append(msg_id)
+        if len(self._order) > self._size:
+            self._ids.discard(self._order.popleft())
+        return True
 
 
 class CommTracker:

@@ -80,6 +80,18 @@ def test_binary_channel_frames_carry_buffers():
     assert isinstance(wire.encode_channel_frame(wire.ChannelFrame("iopub", MSG)), str)
 
 
+@pytest.mark.parametrize("buffers", [[], [b"\x00"]])
+def test_a_lone_surrogate_in_a_message_travels_intact(buffers):
+    # a frontend's JSON may escape one ("\ud800" in widget state): UTF-8 cannot write it, so
+    # the frame must not raise on its way through the kernel or the server
+    msg = dict(MSG, content={**MSG["content"], "data": {chr(0xD800): "x" + chr(0xDFFF)}})
+    raw = wire.encode_channel_frame(wire.ChannelFrame("iopub", msg, buffers))
+    if isinstance(raw, str):
+        raw.encode("utf-8")  # a text frame the WebSocket can send
+    back = wire.parse_channel_frame(raw, from_client=False)
+    assert back.msg["content"] == msg["content"] and back.buffers == buffers
+
+
 def test_seq_tracker_never_moves_back():
     t = wire.SeqTracker()
     assert [t.note(s) for s in (1, 2, 5, 3, None)] == [True, True, False, False, True]
