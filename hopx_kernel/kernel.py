@@ -136,16 +136,12 @@ class HopxKernel(Kernel):
             "supported_features": ["debugger"] if self._offers_debugger() else [],
         }
 
-    def _embedded(self) -> bool:
-        config = self.sandbox.config
-        return isinstance(config, Config) and config.mode == "embedded"
-
     def _offers_debugger(self) -> bool:
         """Whether the sandbox has a debugger. Before the first sandbox is ready, an embedded
         one is known anyway: it is this package's server on this Python, whose agent
         offers the debugger exactly when debugpy is importable (server/web/agent_plane.py),
         so a new notebook need not wait for it (kernel_info_request)."""
-        if not self.sandbox.is_live and self._embedded():
+        if not self.sandbox.is_live and self.sandbox.embedded:
             return EMBEDDED_DEBUGGER
         return self.sandbox.has_debugger
 
@@ -159,13 +155,16 @@ class HopxKernel(Kernel):
     async def kernel_info_request(self, stream, ident, parent):
         # whether the debugger is offered depends on the sandbox: wait (briefly) to know it,
         # unless it is the embedded one, known without waiting (_offers_debugger)
-        if self._embedded():
-            pass
-        elif self._loop is not None:
+        if not self.sandbox.embedded:
+            await self._first_sandbox()
+        await super().kernel_info_request(stream, ident, parent)
+
+    async def _first_sandbox(self) -> None:
+        """Wait (bounded, never raising) for the first sandbox, on the loop that owns it."""
+        if self._loop is not None:
             await self._on_main_loop(self.sandbox.settled(KERNEL_INFO_WAIT))
         elif threading.current_thread() is threading.main_thread():  # before _started ran
             await self.sandbox.settled(KERNEL_INFO_WAIT)
-        await super().kernel_info_request(stream, ident, parent)
 
     async def create_subshell_request(self, socket, ident, parent):
         content = {
@@ -294,7 +293,7 @@ class HopxKernel(Kernel):
     async def debug_request(self, stream, ident, parent):
         # kernel_info does not wait for an embedded sandbox: a debugger that attaches at
         # once (JupyterLab's debugInfo on connect) waits for it here
-        await self._on_main_loop(self.sandbox.settled(KERNEL_INFO_WAIT))
+        await self._first_sandbox()
         if self.sandbox.has_debugger:
             answer = await self._on_main_loop(self.comms.request("control", parent, DEBUG_WAIT))
             if answer is not None:

@@ -281,6 +281,11 @@ class SandboxSession:
         return bool(self._live and self._live.features.get("kernel_channel"))
 
     @property
+    def embedded(self) -> bool:
+        """Whether the sandbox comes from this package's local server (embedded mode)."""
+        return isinstance(self.config, Config) and self.config.mode == "embedded"
+
+    @property
     def is_live(self) -> bool:
         """Whether a sandbox is ready now."""
         return self._live is not None
@@ -329,7 +334,7 @@ class SandboxSession:
         """The sandbox is gone (expired, died, server killed): drop it, and give ``exc``
         (the error the user will see, if it is ours to word) the hint of what happens next."""
         self.drop()
-        if isinstance(self.config, Config) and self.config.mode == "embedded":
+        if self.embedded:
             if self._server is not None and not self._server.running():
                 embedded.stop_server(self._server)  # it died: reap it and remove its folder
                 self._server = None  # start another next time
