@@ -28,6 +28,27 @@ def run_py(server, sandbox: dict, code: str) -> dict:
     return r.json()
 
 
+def flip_symlink(server, sandbox: dict, outside, prepare: str = "") -> None:
+    """Start sandbox code that flips ``link`` between ``inside`` and ``outside`` (a folder
+    beyond the sandbox) until a file ``stop`` appears; ``prepare``: code run first."""
+    run_py(
+        server,
+        sandbox,
+        "import os, threading, time\n"
+        "os.makedirs('inside', exist_ok=True)\n"
+        f"{prepare}"
+        "def flip():\n"
+        "    while not os.path.exists('stop'):\n"
+        f"        for t in ('inside', {str(outside)!r}):\n"
+        "            try:\n"
+        "                os.symlink(t, 'link.tmp'); os.replace('link.tmp', 'link')\n"
+        "            except OSError:\n"
+        "                pass\n"
+        "            time.sleep(0.0005)\n"
+        "threading.Thread(target=flip, daemon=True).start()\n",
+    )
+
+
 def answers_quickly(server, sandbox: dict, within: float = 1.0) -> float:
     """Seconds another sandbox takes to answer a file call; asserts under ``within``."""
     started = time.monotonic()

@@ -11,7 +11,7 @@ from __future__ import annotations
 import httpx
 import pytest
 
-from .attack import agent, create, delete, one_line_4xx, run_py
+from .attack import agent, create, delete, flip_symlink, one_line_4xx, run_py
 
 #: Commands run while sandbox code flips a symlink (fixed: the runtime does not vary).
 RACE_ATTEMPTS = 60
@@ -93,20 +93,7 @@ def test_relative_and_absolute_workdirs_still_work(target, sandbox):
 def test_a_workdir_swapped_for_a_symlink_never_escapes(target, sandbox, outside):
     """Sandbox code flips ``link`` between a folder inside and one outside while commands
     start in ``link``: each runs inside or is refused; none writes outside."""
-    flipper = (
-        "import os, threading, time\n"
-        "os.makedirs('inside', exist_ok=True)\n"
-        "def flip():\n"
-        "    while not os.path.exists('stop'):\n"
-        f"        for t in ('inside', {str(outside)!r}):\n"
-        "            try:\n"
-        "                os.symlink(t, 'link.tmp'); os.replace('link.tmp', 'link')\n"
-        "            except OSError:\n"
-        "                pass\n"
-        "            time.sleep(0.0005)\n"
-        "threading.Thread(target=flip, daemon=True).start()\n"
-    )
-    run_py(target, sandbox, flipper)
+    flip_symlink(target, sandbox, outside)
     ran = refused = 0
     try:
         with httpx.Client(

@@ -14,7 +14,17 @@ import time
 import httpx
 import pytest
 
-from .attack import agent, answers_quickly, create, delete, no_traceback_logged, one_line_4xx, rss_mb, run_py
+from .attack import (
+    agent,
+    answers_quickly,
+    create,
+    delete,
+    flip_symlink,
+    no_traceback_logged,
+    one_line_4xx,
+    rss_mb,
+    run_py,
+)
 
 #: Attempts per race test (fixed: the suite's runtime and power do not vary by run).
 RACE_ATTEMPTS = 240
@@ -131,21 +141,7 @@ def test_a_symlink_race_never_escapes(target, pair, outside):
     """Sandbox code flips ``link`` between a folder inside and one outside while the
     client writes, reads, removes and lists through it; nothing outside is touched."""
     attacker, _ = pair
-    flipper = (
-        "import os, threading, time\n"
-        "os.makedirs('inside', exist_ok=True)\n"
-        "open('inside/secret.txt', 'w').write('inside')\n"
-        "def flip():\n"
-        "    while not os.path.exists('stop'):\n"
-        f"        for t in ('inside', {str(outside)!r}):\n"
-        "            try:\n"
-        "                os.symlink(t, 'link.tmp'); os.replace('link.tmp', 'link')\n"
-        "            except OSError:\n"
-        "                pass\n"
-        "            time.sleep(0.0005)\n"
-        "threading.Thread(target=flip, daemon=True).start()\n"
-    )
-    run_py(target, attacker, flipper)
+    flip_symlink(target, attacker, outside, prepare="open('inside/secret.txt', 'w').write('inside')\n")
     calls = [
         ("POST", "/files/write", {"json": {"path": "link/secret.txt", "content": "pwned"}}),
         ("GET", "/files/read", {"params": {"path": "link/secret.txt"}}),
