@@ -85,6 +85,20 @@ def count_code(count: int) -> str:
 Unrouted = Callable[[str, dict], None]
 
 
+def _reader(channel: Any) -> Callable[[], Awaitable[dict]]:
+    """Reads the next message of one of jupyter_client's async channels straight from its
+    socket: its ``get_msg`` first awaits a poll (a poller, an epoll registration and three
+    event-loop turns per message, even with messages waiting); a receive returns at once
+    when one waits, so a burst (a widget update's status and echo) is read back to back."""
+    socket, session = channel.socket, channel.session
+
+    async def next_msg() -> dict:
+        _, frames = session.feed_identities(await socket.recv_multipart())
+        return session.deserialize(frames)
+
+    return next_msg
+
+
 class IPythonRunner:
     """One IPython kernel process of one sandbox.
 
@@ -178,11 +192,11 @@ class IPythonRunner:
             await self.shutdown()
             raise ServerError(503, "SERVICE_UNAVAILABLE", f"IPython kernel did not start: {exc}") from exc
         self._readers = [
-            asyncio.create_task(self._read(kc.get_iopub_msg, "iopub")),
-            asyncio.create_task(self._read(kc.get_shell_msg, "reply")),
-            asyncio.create_task(self._read(kc.get_stdin_msg, "stdin")),
+            asyncio.create_task(self._read(_reader(kc.iopub_channel), "iopub")),
+            asyncio.create_task(self._read(_reader(kc.shell_channel), "reply")),
+            asyncio.create_task(self._read(_reader(kc.stdin_channel), "stdin")),
             asyncio.create_task(self._warm_when_idle()),
-            asyncio.create_task(self._read(kc.get_control_msg, "control")),
+            asyncio.create_task(self._read(_reader(kc.control_channel), "control")),
         ]
         self._idle_since = time.monotonic()  # idle from now: ready, no cell yet
 

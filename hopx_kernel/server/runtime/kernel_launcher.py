@@ -273,6 +273,31 @@ def _no_shell_channel_thread() -> None:
     kernelapp.IPKernelApp.init_sockets = init_sockets  # type: ignore[method-assign]
 
 
+#: Shell messages that reach this kernel only through the kernel channel.
+COMM_MESSAGES = frozenset({"comm_open", "comm_msg", "comm_close"})
+
+
+def _no_busy_for_comms() -> None:
+    """Publish no ``busy`` for a comm message (they all come through the kernel channel):
+    the server does not carry it (the client kernel publishes its own), and sending it put
+    a serialisation here, a message and a read in the server ahead of every widget update's
+    echo. ``idle`` still goes: it tells the server the message was handled. (ipykernel
+    sends neither for a comm message it handles while an async cell awaits.)"""
+    from ipykernel.kernelbase import Kernel
+
+    original = Kernel._publish_status
+
+    def publish_status(self, status, channel, parent=None):
+        if status == "busy" and channel == "shell" and parent is None:
+            header = self.get_parent("shell").get("header") or {}
+            if header.get("msg_type") in COMM_MESSAGES:
+                return
+        original(self, status, channel, parent)
+
+    # replacing ipykernel's method is the point (guarded by test_ipykernel_internals.py)
+    Kernel._publish_status = publish_status  # type: ignore[method-assign]
+
+
 def _drop_session_vars() -> None:
     for name in list(os.environ):
         if name.upper().startswith(("JPY_", "IPY_")):
@@ -313,6 +338,7 @@ def main() -> None:
     _patch_streams()
     _blocking_iopub()
     _no_shell_channel_thread()
+    _no_busy_for_comms()
     from ipykernel import kernelapp  # reads JPY_PARENT_PID for its parent poller
 
     app = kernelapp.IPKernelApp.instance()

@@ -45,6 +45,8 @@ class ChannelHandler(SandboxWebSocket):
         self.sandbox: Sandbox | None = None  # looked up in get(), before the socket opens
         self._out: asyncio.Queue | None = None
         self._sender: asyncio.Task | None = None
+        self._writing: asyncio.Future | None = None  # the last frame's write to the client
+        self._waiting = 0  # frames queued or held by the send loop, not yet written
         self.dropped = 0
 
     @property
@@ -72,7 +74,13 @@ class ChannelHandler(SandboxWebSocket):
         self._sender = asyncio.ensure_future(self._send_loop())
 
     def queue(self, frame: wire.ChannelFrame) -> None:
+        """Send ``frame`` to the client: written at once when nothing waits ahead of it and
+        the last write is done (the common case: one event-loop turn less per message than
+        through the send loop), else queued behind the rest, in order."""
         if self._out is None:
+            return
+        if not self._waiting and (self._writing is None or self._writing.done()):
+            self._write(frame)
             return
         try:
             self._out.put_nowait(frame)
@@ -80,18 +88,35 @@ class ChannelHandler(SandboxWebSocket):
             self.dropped += 1
             if self.dropped == 1 or self.dropped % 1000 == 0:
                 log.warning("kernel channel: the client reads too slowly; %d messages dropped", self.dropped)
+            return
+        self._waiting += 1
+
+    def _write(self, frame: wire.ChannelFrame) -> None:
+        try:
+            data = wire.encode_channel_frame(frame)
+        except (TypeError, ValueError):
+            log.warning("kernel channel: a kernel message could not be encoded; skipped", exc_info=True)
+            return
+        try:
+            self._writing = self.write_message(data, binary=isinstance(data, bytes))
+        except WebSocketClosedError:  # closing: on_close ends the sender
+            return
+        self._writing.add_done_callback(_consume)
 
     async def _send_loop(self) -> None:
+        """Write what was queued, in order, one write at a time (a slow client holds at
+        most ``OUT_QUEUE`` frames here)."""
         assert self._out is not None
         while True:
             frame = await self._out.get()
-            try:
-                data = wire.encode_channel_frame(frame)
-                await self.write_message(data, binary=isinstance(data, bytes))
-            except WebSocketClosedError:
-                return
-            except (TypeError, ValueError):
-                log.warning("kernel channel: a kernel message could not be encoded; skipped", exc_info=True)
+            writing = self._writing
+            if writing is not None and not writing.done():
+                try:
+                    await writing
+                except WebSocketClosedError:
+                    return
+            self._waiting -= 1
+            self._write(frame)
 
     async def _refuse(self, message: str, code: str = "INVALID_REQUEST") -> None:
         with contextlib.suppress(WebSocketClosedError):
@@ -129,3 +154,9 @@ class ChannelHandler(SandboxWebSocket):
         if self._sender is not None:
             self._sender.cancel()
         self._out = None
+
+
+def _consume(write: asyncio.Future) -> None:
+    """Retrieve a write's error (the client went away): on_close deals with that."""
+    if not write.cancelled():
+        write.exception()

@@ -125,3 +125,16 @@ def test_ipykernel_still_runs_without_a_shell_channel_thread():
     assert "self.shell_channel_thread is not None" in inspect.getsource(
         Kernel._supports_kernel_subshells.fget  # type: ignore[attr-defined]
     ), _changed("Kernel._supports_kernel_subshells")
+
+
+def test_the_status_publishing_the_sandbox_kernel_patches():
+    """kernel_launcher._no_busy_for_comms replaces ``Kernel._publish_status`` and reads the
+    shell parent: dispatch_shell must still publish busy through it, with no parent."""
+    from ipykernel.kernelbase import Kernel
+
+    params = list(inspect.signature(Kernel._publish_status).parameters)
+    assert params == ["self", "status", "channel", "parent"], _changed("Kernel._publish_status")
+    assert 'self._publish_status("busy", "shell")' in inspect.getsource(Kernel.dispatch_shell), _changed(
+        "Kernel.dispatch_shell (busy)"
+    )
+    assert callable(getattr(Kernel, "get_parent", None)), _changed("Kernel.get_parent (gone)")

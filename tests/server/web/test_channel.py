@@ -150,6 +150,42 @@ def test_binary_buffers_both_ways(local_server, sandbox):
     run(scenario())
 
 
+BURST = 500
+
+
+def test_a_burst_of_updates_a_handler_sends_reaches_the_channel_whole_and_in_order(local_server, sandbox):
+    """A comm handler (an observer of the slider) sets another widget BURST times: those
+    updates and the handler's idle leave the server back to back, some written at once and
+    the rest queued behind them; the client gets every one, in order, then the idle."""
+    code = (
+        WIDGET
+        + "t = w.IntText()\n"
+        + f"s.observe(lambda change: [setattr(t, 'value', i) for i in range({BURST})], 'value')\n"
+        + "print(t.model_id)\n"
+    )
+
+    async def scenario():
+        got = await execute(local_server, sandbox, code, extensions=1)
+        slider, text = stdout(got).split()
+        async with channel(local_server, sandbox) as ws:
+            moved = update(slider, {"value": 5})
+            await ws_send(ws, {"channel": "shell", "seq": 1, "msg": moved})
+            values: list[int] = []
+            async with asyncio.timeout(60):
+                while True:
+                    frame = wire.parse_channel_frame(await ws.recv(), from_client=False)
+                    m = frame.msg
+                    assert m["parent_header"].get("msg_id") == moved["header"]["msg_id"], m["msg_type"]
+                    if m["msg_type"] == "comm_msg" and m["content"]["comm_id"] == text:
+                        values.append(m["content"]["data"]["state"]["value"])
+                    if m["msg_type"] == "status":
+                        assert m["content"]["execution_state"] == "idle"
+                        break
+        assert values == list(range(1, BURST)), values[:20]  # (0 is its value already)
+
+    run(scenario())
+
+
 @pytest.mark.timeout(300)
 def test_a_comm_flood_while_a_cell_prints_loses_nothing_and_stays_bounded(local_server, sandbox):
     server = psutil.Process(local_server.proc.pid)
