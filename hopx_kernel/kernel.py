@@ -50,6 +50,8 @@ STATELESS_NOTE = (
 
 #: How long kernel_info waits for the first sandbox, to say whether it has a debugger.
 KERNEL_INFO_WAIT = 10.0
+#: Seconds the kernel channel waits for the first sandbox to open early (then the first cell opens it).
+CHANNEL_EARLY_WAIT = 120.0
 #: Whether an embedded sandbox offers the debugger (its agent's rule: debugpy importable).
 EMBEDDED_DEBUGGER = importlib.util.find_spec("debugpy") is not None
 #: How long a debug request waits for the sandbox's debugger.
@@ -184,6 +186,20 @@ class HopxKernel(Kernel):
     def _started(self) -> None:
         self._loop = asyncio.get_running_loop()
         self.sandbox.start()
+        task = asyncio.ensure_future(self._open_channel_early())
+        self._closing.add(task)
+        task.add_done_callback(self._closing.discard)
+
+    async def _open_channel_early(self) -> None:
+        """Open the kernel channel as soon as the first sandbox is ready, so the first
+        cell does not wait for its WebSocket (1 RTT, 2 with TLS); a cell that comes sooner
+        waits for this same opening (CommBridge.channel holds a lock)."""
+        await self.sandbox.settled(CHANNEL_EARLY_WAIT)  # never raises: a failure is the first cell's
+        try:
+            if self.sandbox.is_live and self.sandbox.has_extensions and self.sandbox.has_channel:
+                await self.comms.channel()
+        except HopxKernelError as exc:  # the first cell reports it (or opens the channel)
+            self.log.debug("hopx-kernel: the kernel channel did not open early: %s", exc.line())
 
     async def do_shutdown(self, restart):
         # ipykernel 7 handles shutdown_request on the control thread's own event loop; the

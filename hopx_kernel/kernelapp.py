@@ -13,12 +13,23 @@ def launch(argv: list[str] | None = None) -> None:
     from . import embedded
 
     embedded.prestart(argv)
+    # Cloud mode: create the sandbox while ipykernel imports (the create, token and /health)
+    from . import early_sandbox
 
+    early_sandbox.prestart()
+    try:
+        _run(argv)
+    finally:  # the kernel failed before it ran (a bad connection file): delete what began
+        early_sandbox.discard()
+
+
+def _run(argv: list[str] | None) -> None:
     import logging
     import os
 
     from ipykernel.kernelapp import IPKernelApp
 
+    from . import early_sandbox
     from .kernel import HopxKernel
 
     # outstream_class=None: this process prints nothing of the user's, so its own stdout and
@@ -45,5 +56,6 @@ def launch(argv: list[str] | None = None) -> None:
         # The sandbox was deleted and the local server stopped in do_shutdown. Exit now:
         # ipykernel 7.4's close() at interpreter exit can deadlock for seconds (the control
         # thread flushes into the IOPub thread that close() already stopped).
+        early_sandbox.discard()  # a sandbox created early and never used is deleted
         logging.shutdown()
         os._exit(status)

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from . import embedded, restart_handoff
+from . import early_sandbox, embedded, restart_handoff
 from .agent import AgentClient, Execution
 from .config import Config
 from .controlplane import ControlPlane, SandboxInfo
@@ -138,12 +138,17 @@ class SandboxSession:
             connector=self.connector,
         )
         live: Live | None = None
+        # cloud mode: the create began at process start (early_sandbox), while ipykernel imported
+        early = early_sandbox.take(cfg) if cfg.mode == "cloud" else None
+        health: dict | None = None
         try:
             if cfg.mode == "attach":
                 assert cfg.sandbox_id
                 info = await control.get(cfg.sandbox_id)
                 if info.status == "paused":
                     await control.resume(info.id)
+            elif early is not None:
+                info, health = await early.result()
             else:
                 info = await control.create(cfg.template, timeout_seconds=cfg.sandbox_timeout)
             if not info.auth_token or cfg.mode == "attach":
@@ -172,23 +177,28 @@ class SandboxSession:
             # the first cell's socket opens while /health is asked: a round trip off the
             # start (if the agent is not up yet the spare fails quietly and the cell connects)
             live.agent.prepare()
-            health = await live.agent.health()
+            if health is None:
+                health = await live.agent.health()
             live.features = health.get("features") or {}
             live.features.setdefault("version", health.get("version"))
             # one warm socket for every cell (docs/protocol.md §2.5); it needs extensions asked for
             live.agent.reuse = bool(
                 live.features.get("stream_reuse") and live.features.get("stream_extensions")
             )
+            if not live.features.get("stream_extensions"):
+                # HopX's material does not promise state across /execute/stream calls: check once
+                self.stateful = await self._probe_state(live)
+            else:
+                self.stateful = True
         except BaseException:
+            if early is not None:
+                early.abandon()  # deleted once created; a session-made one is left as before
             if live is not None and live.agent is not None:
                 live.agent.close()
             control.close()
             raise
-        if not live.features.get("stream_extensions"):
-            # HopX's material does not promise state across /execute/stream calls: check once
-            self.stateful = await self._probe_state(live)
-        else:
-            self.stateful = True
+        if early is not None:
+            early.used()
         self._live = live
         self.generation += 1
         self._keepalive = asyncio.ensure_future(self._keep_alive(live))
