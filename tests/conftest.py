@@ -27,17 +27,24 @@ os.environ["TMPDIR"] = str(RUN_TMP)
 tempfile.tempdir = None  # let tempfile pick up the new TMPDIR
 
 
-#: The suites (or single tests) that take minutes: marked ``slow``, so that
-#: ``pytest -m "not slow"`` is the fast loop. ``make test`` runs everything.
+#: The suites (or single tests) that take minutes, or seconds each: marked ``slow``, so
+#: that ``pytest -m "not slow"`` is the fast loop (the pure modules, the server's planes,
+#: the SDK oracles and the kernel's execute, widget and jupyter_kernel_test suites; under a
+#: minute on a quiet machine). ``make test`` runs everything.
 SLOW = (
     "tests/browser/",
     "tests/reliability/",
+    "tests/security/",
     "tests/kernel/test_notebooks.py",
-    "tests/kernel/test_parity.py::test_example_notebook",
-    "tests/kernel/test_cloud_mode.py::test_the_token_is_refreshed_before_it_expires",
-    "tests/kernel/test_lifecycle.py::test_killed_local_server_is_reported",
-    "tests/kernel/test_lifecycle.py::test_sigkill_of_the_kernel_takes_the_sandbox_with_it",
-    "tests/kernel/test_lifecycle.py::test_restart_gives_a_fresh_sandbox",
+    "tests/kernel/test_parity.py",
+    "tests/kernel/test_debugger.py",
+    "tests/kernel/test_lifecycle.py",
+    "tests/kernel/test_cloud_mode.py",
+    "tests/kernel/test_agent_modes.py",
+    "tests/kernel/test_early_sandbox.py",
+    "tests/server/test_lifecycle.py",
+    "tests/server/web/test_handoff.py",
+    "tests/test_local_server.py",
     "tests/test_bench_smoke.py",
     "tests/test_packaging.py",
 )
