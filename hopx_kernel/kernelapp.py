@@ -26,11 +26,44 @@ def launch(argv: list[str] | None = None) -> None:
 def _run(argv: list[str] | None) -> None:
     import logging
     import os
+    import threading
 
+    from ipykernel import iostream, kernelapp
     from ipykernel.kernelapp import IPKernelApp
+    from tornado.ioloop import IOLoop
 
     from . import early_sandbox
     from .kernel import HopxKernel
+
+    class MainLoopIOPub(iostream.IOPubThread):
+        """ipykernel's IOPub "thread" without the thread: the main loop sends.
+
+        This process runs no user code; the main loop publishes nearly everything, and
+        handing each message to a thread of its own (a wake-up, the GIL back and forth)
+        held up every message the sandbox sends back, a widget update's echo among them.
+        The socket is still used by one thread only: what another thread publishes (the
+        control thread's status) is handed to the main loop, in order, and the XPUB's
+        subscriptions are read there too.
+        """
+
+        def __init__(self, socket, pipe=False, session=None):
+            # the streams it makes (subscriptions) go on the main thread's loop
+            make_loop = iostream.make_selector_io_loop
+            iostream.make_selector_io_loop = IOLoop.current
+            try:
+                super().__init__(socket, pipe=False, session=session)  # no forked children here
+            finally:
+                iostream.make_selector_io_loop = make_loop
+            self._main = threading.current_thread()
+
+        def start(self) -> None:
+            pass  # no thread
+
+        def schedule(self, f) -> None:
+            if threading.current_thread() is self._main:
+                f()
+            else:
+                self.io_loop.add_callback(f)
 
     # outstream_class=None: this process prints nothing of the user's, so its own stdout and
     # stderr stay the real ones (stray warnings reach the Jupyter log, never a notebook) and
@@ -42,6 +75,14 @@ def _run(argv: list[str] | None) -> None:
             # before version 7, and every message (a widget update) skips a thread hop.
             super().init_sockets()
             self.shell_channel_thread = None
+
+        def init_iopub(self, context) -> None:
+            # what ipykernel's init_iopub builds (guarded by test_ipykernel_internals.py)
+            kernelapp.IOPubThread = MainLoopIOPub  # type: ignore[misc]
+            try:
+                super().init_iopub(context)
+            finally:
+                kernelapp.IOPubThread = iostream.IOPubThread  # type: ignore[misc]
 
     # traitlets names an application's logger after its class: keep ipykernel's name, so
     # what this kernel logs reads as a local kernel's ("[IPKernelApp] WARNING | ...")

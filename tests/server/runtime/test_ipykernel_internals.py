@@ -138,3 +138,27 @@ def test_the_status_publishing_the_sandbox_kernel_patches():
         "Kernel.dispatch_shell (busy)"
     )
     assert callable(getattr(Kernel, "get_parent", None)), _changed("Kernel.get_parent (gone)")
+
+
+def test_the_iopub_thread_parts_the_client_kernel_runs_on_its_main_loop():
+    """hopx_kernel/kernelapp.py (MainLoopIOPub) builds ipykernel's IOPubThread with the main
+    thread's loop instead of a thread's, by swapping the loop factory IOPubThread.__init__
+    calls and the class name init_iopub builds; every send must still go through
+    schedule(), and start() must be what starts the thread."""
+    from ipykernel import iostream, kernelapp
+
+    assert "make_selector_io_loop()" in inspect.getsource(IOPubThread.__init__), _changed(
+        "IOPubThread.__init__ (its loop)"
+    )
+    assert callable(getattr(iostream, "make_selector_io_loop", None)), _changed(
+        "iostream.make_selector_io_loop"
+    )
+    init_iopub = inspect.getsource(kernelapp.IPKernelApp.init_iopub)
+    assert "IOPubThread(" in init_iopub and "self.iopub_thread.start()" in init_iopub, _changed(
+        "IPKernelApp.init_iopub"
+    )
+    assert kernelapp.IOPubThread is IOPubThread, _changed("kernelapp.IOPubThread")
+    assert "self.schedule(" in inspect.getsource(IOPubThread.send_multipart), _changed(
+        "IOPubThread.send_multipart"
+    )
+    assert "self.thread.start()" in inspect.getsource(IOPubThread.start), _changed("IOPubThread.start")
