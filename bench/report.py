@@ -351,7 +351,17 @@ def latency_section(by_id: dict[str, Metric]) -> list[str]:
             "`AsyncSandbox.create` → first result on the same rig (a sandbox create, a "
             "health check and one execution). The local server's create includes starting "
             "the sandbox's IPython unless a warm one waits (pool of 1). Goal at 80 ms: "
-            "kernel ≤ sandbox create + 3 RTT.",
+            "kernel ≤ sandbox create + 3 RTT. Round trips on the kernel's path (cloud mode): "
+            "the create and `/health` (one connection each) go out on a thread while the "
+            "kernel's Python imports ipykernel (`early_sandbox.py`); the first cell's socket "
+            "and the kernel channel then open together while jupyter_client waits for "
+            "`kernel_info` and 0.2 s of IOPub quiet; the cell is one more: 4 RTT plain, 7 "
+            "with TLS (each of the 3 connections adds a TLS 1.3 handshake; the proxy passes "
+            "TCP's own handshake at no cost), the same as the SDK's create → health → socket "
+            "→ execute. What the kernel pays beyond the SDK is local: its process start "
+            "(~0.3 s of imports, CPU-bound on this 2-core machine) and the client's 0.2 s "
+            "wait. The server's pool refill (an IPython start) competes with both for the "
+            "CPU, so these rows vary by up to ~1 s between samples.",
             "",
             "| RTT | TLS | kernel start → first result | SDK create → first result | kernel − SDK |",
             "|---|---|---|---|---|",
