@@ -19,8 +19,9 @@ from hopx_kernel.config import from_env
 from hopx_kernel.local_server import LocalServer
 from hopx_kernel.session import SandboxSession
 
-from ..support.kernels import running_kernel
-from .test_cloud_mode import Serve
+from ..support.kernels import execute, running_kernel
+from ..support.serve import Serve
+from ..support.widgets import THREAD_UPDATE_CELL, expect_thread_update, run, send_comm, widget_id
 
 pytest.importorskip("ipywidgets")
 
@@ -93,8 +94,6 @@ def test_a_shutdown_while_the_early_sandbox_is_made_leaves_none(serve):
 
 
 def test_the_early_sandbox_is_the_kernels_and_is_deleted_at_shutdown(serve):
-    from ..support.kernels import execute
-
     with running_kernel(serve.env()) as (km, kc):
         assert execute(kc, "print(6 * 7)").stream() == "42\n"
         assert len(serve.live_sandboxes()) == 1
@@ -105,34 +104,12 @@ def test_the_early_sandbox_is_the_kernels_and_is_deleted_at_shutdown(serve):
 
 
 def test_the_first_cell_keeps_its_order_with_the_early_kernel_channel(serve):
-    from ..support.kernels import execute
-    from .test_widgets import run, send_comm, wait_iopub, widget_id
-
-    code = (
-        "import threading, ipywidgets as w\n"
-        "bar = w.IntProgress(max=10)\n"
-        "go = threading.Event()\n"
-        "bar.observe(lambda change: go.set(), 'description')\n"
-        "def later():\n"
-        "    go.wait()\n"
-        "    bar.value = 7\n"
-        "threading.Thread(target=later, daemon=True).start()\n"
-    )
     with running_kernel(serve.env()) as (km, kc):
-        reply, msgs = run(kc, code)  # the kernel's first cell
+        reply, msgs = run(kc, THREAD_UPDATE_CELL)  # the kernel's first cell
         assert reply["status"] == "ok", reply
         bar = widget_id(msgs, "IntProgressModel")
         # the frontend's change goes over the channel, the thread's update comes back on it
-        send_comm(kc, bar, {"method": "update", "state": {"description": "go"}, "buffer_paths": []})
-        update = wait_iopub(
-            kc,
-            lambda m: (
-                m["msg_type"] == "comm_msg"
-                and m["content"]["comm_id"] == bar
-                and m["content"]["data"].get("state", {}).get("value") == 7
-            ),
-        )
-        assert update["content"]["data"]["method"] == "update"
+        expect_thread_update(kc, bar)
         # a frontend change sent just before a cell reaches the sandbox before that cell runs
         send_comm(kc, bar, {"method": "update", "state": {"value": 3}, "buffer_paths": []})
         assert execute(kc, "print(bar.value)").stream() == "3\n"

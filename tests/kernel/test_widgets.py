@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import threading
 import time
-from queue import Empty
 
 import nbformat
 import pytest
@@ -14,53 +13,17 @@ from jupyter_client.session import Session
 
 from ..support.kernels import KERNEL_NAME, execute
 from ..support.notebooks import NotebookClient
+from ..support.widgets import (
+    THREAD_UPDATE_CELL,
+    WIDGET_VIEW,
+    expect_thread_update,
+    run,
+    send_comm,
+    wait_iopub,
+    widget_id,
+)
 
 pytest.importorskip("ipywidgets")
-
-WIDGET_VIEW = "application/vnd.jupyter.widget-view+json"
-
-
-def run(kc, code: str, timeout: float = 60) -> tuple[dict, list[dict]]:
-    """Run a cell; return (execute_reply content, every iopub message it parented, in order)."""
-    msg_id = kc.execute(code)
-    msgs, deadline = [], time.monotonic() + timeout
-    while True:
-        msg = kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
-        if msg["parent_header"].get("msg_id") != msg_id:
-            continue
-        if msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
-            break
-        msgs.append(msg)
-    while True:
-        reply = kc.get_shell_msg(timeout=max(1, deadline - time.monotonic()))
-        if reply["parent_header"].get("msg_id") == msg_id:
-            return reply["content"], msgs
-
-
-def send_comm(kc, comm_id: str, data: dict, buffers=()) -> str:
-    """Send a frontend ``comm_msg``; returns its msg_id."""
-    msg = kc.session.msg("comm_msg", {"comm_id": comm_id, "data": data})
-    kc.session.send(kc.shell_channel.socket, msg, buffers=list(buffers))
-    return msg["header"]["msg_id"]
-
-
-def wait_iopub(kc, pred, timeout: float = 20) -> dict:
-    """The first iopub message satisfying ``pred``."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            msg = kc.get_iopub_msg(timeout=max(0.05, deadline - time.monotonic()))
-        except Empty:
-            raise TimeoutError("no matching iopub message") from None
-        if pred(msg):
-            return msg
-
-
-def widget_id(msgs: list[dict], name: str) -> str:
-    for m in msgs:
-        if m["msg_type"] == "comm_open" and m["content"]["data"]["state"].get("_model_name") == name:
-            return m["content"]["comm_id"]
-    raise AssertionError(f"no comm_open for {name}: {[m['msg_type'] for m in msgs]}")
 
 
 def test_kernel_info_tells_the_truth_and_subshells_are_refused(kc):
@@ -155,30 +118,10 @@ def test_image_bytes_round_trip_as_binary_buffers(kc):
 
 
 def test_a_thread_update_arrives_after_its_cell_ended(kc):
-    code = (
-        "import threading, ipywidgets as w\n"
-        "bar = w.IntProgress(max=10)\n"
-        "go = threading.Event()\n"
-        "bar.observe(lambda change: go.set(), 'description')\n"
-        "def later():\n"
-        "    go.wait()\n"
-        "    bar.value = 7\n"
-        "threading.Thread(target=later, daemon=True).start()\n"
-    )
-    reply, msgs = run(kc, code)
+    reply, msgs = run(kc, THREAD_UPDATE_CELL)
     assert reply["status"] == "ok", reply
-    bar = widget_id(msgs, "IntProgressModel")
     # the cell is over; the frontend's change wakes the thread, whose update comes back
-    send_comm(kc, bar, {"method": "update", "state": {"description": "go"}, "buffer_paths": []})
-    update = wait_iopub(
-        kc,
-        lambda m: (
-            m["msg_type"] == "comm_msg"
-            and m["content"]["comm_id"] == bar
-            and m["content"]["data"].get("state", {}).get("value") == 7
-        ),
-    )
-    assert update["content"]["data"]["method"] == "update"
+    expect_thread_update(kc, widget_id(msgs, "IntProgressModel"))
 
 
 def test_output_widget_captures_print_under_the_frontends_msg_id(kc):
