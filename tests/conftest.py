@@ -97,6 +97,27 @@ def local_server():
     assert server.stop() == 0, "the local server exited non-zero on SIGTERM"
 
 
+@pytest.fixture(autouse=True)
+def _name_the_test(request):
+    """Processes a test starts inherit its name, so a leak report can say who started them."""
+    os.environ["HKT_TEST"] = request.node.nodeid
+    yield
+    os.environ.pop("HKT_TEST", None)
+
+
+def _describe(proc: psutil.Process) -> str:
+    """pid, command line, the test that started it (when readable), parent and state."""
+    try:
+        test = proc.environ().get("HKT_TEST", "?")
+    except (psutil.AccessDenied, psutil.ZombieProcess):
+        test = "?"
+    age = time.time() - proc.create_time()
+    return (
+        f"{proc.pid}: {' '.join(proc.cmdline())[:120]} (started by {test}, {age:.0f} s ago;"
+        f" parent {proc.ppid()}, {proc.status()})"
+    )
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _no_leaks():
     """Fail the run if a process it started or a sandbox folder outlives it."""
@@ -108,7 +129,7 @@ def _no_leaks():
     described = []
     for proc in procs:
         try:
-            described.append(f"{proc.pid}: {' '.join(proc.cmdline())[:120]}")
+            described.append(_describe(proc))
             proc.kill()
         except psutil.NoSuchProcess:
             pass
