@@ -23,9 +23,10 @@ demo: setup
 test: setup lint
 	$(PY) -m pytest
 
-# the fast loop: everything but the slow suites
+# the fast loop: everything but the slow suites, a file per core (make test stays serial:
+# its timing-sensitive suites get the machine to themselves)
 test-fast: setup
-	$(PY) -m pytest -m "not slow"
+	$(PY) -m pytest -m "not slow" -n auto --dist loadfile
 
 lint: setup
 	$(VENV)/bin/ruff format --check .
