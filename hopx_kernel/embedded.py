@@ -106,6 +106,14 @@ def handed_over(argv: Sequence[str]) -> LocalServer | None:
     return take(handoff_path(path)) if path else None
 
 
+def discard() -> None:
+    """Stop the pre-started server if no session took it (the kernel failed to start)."""
+    global _prestarted
+    server, _prestarted = _prestarted, None
+    if server is not None:
+        stop_server(server)
+
+
 def take_server(config: Config) -> LocalServer:
     """The pre-started server if there is one, else a newly started one."""
     global _prestarted

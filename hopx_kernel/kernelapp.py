@@ -17,22 +17,61 @@ def launch(argv: list[str] | None = None) -> None:
     from . import early_sandbox
 
     early_sandbox.prestart()
+    status = 1
     try:
         _run(argv)
-    finally:  # the kernel failed before it ran (a bad connection file): delete what began
-        early_sandbox.discard()
+        status = 0
+    except SystemExit as exc:  # --help, --version, or traitlets refusing an option
+        status = _exit_status(exc)
+    except BaseException:  # the kernel failed before it ran: a bad connection file, a port in use
+        import traceback
+
+        traceback.print_exc()
+    # Undo what began and never ran (a sandbox created early, a server started early), then
+    # exit now: ipykernel's close() at interpreter exit hangs on its ZMQ context when a
+    # socket failed to bind (a local ipykernel hangs there too), and a kernel that hangs
+    # keeps its server and sandbox, where jupyter_client needs it to die to start another.
+    embedded.discard()
+    early_sandbox.discard()
+    _exit(status)
+
+
+def _exit_status(exc: SystemExit) -> int:
+    """The status ``sys.exit(code)`` would give (printing a message code, as Python does).
+
+    Example:
+        >>> _exit_status(SystemExit()), _exit_status(SystemExit(2))
+        (0, 2)
+    """
+    if exc.code is None or isinstance(exc.code, int):
+        return exc.code or 0
+    import sys
+
+    print(exc.code, file=sys.stderr)
+    return 1
+
+
+def _exit(status: int) -> None:
+    import logging
+    import os
+    import sys
+
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):
+            pass
+    logging.shutdown()
+    os._exit(status)
 
 
 def _run(argv: list[str] | None) -> None:
-    import logging
-    import os
     import threading
 
     from ipykernel import iostream, kernelapp
     from ipykernel.kernelapp import IPKernelApp
     from tornado.ioloop import IOLoop
 
-    from . import early_sandbox
     from .kernel import HopxKernel
 
     class MainLoopIOPub(iostream.IOPubThread):
@@ -89,14 +128,7 @@ def _run(argv: list[str] | None) -> None:
     App.__name__ = App.__qualname__ = IPKernelApp.__name__
     app = App.instance(kernel_class=HopxKernel, outstream_class=None)
     app.initialize(argv)
-    status = 1
-    try:
-        app.start()
-        status = 0
-    finally:
-        # The sandbox was deleted and the local server stopped in do_shutdown. Exit now:
-        # ipykernel 7.4's close() at interpreter exit can deadlock for seconds (the control
-        # thread flushes into the IOPub thread that close() already stopped).
-        early_sandbox.discard()  # a sandbox created early and never used is deleted
-        logging.shutdown()
-        os._exit(status)
+    # The sandbox was deleted and the local server stopped in do_shutdown; launch() exits
+    # at once: ipykernel 7.4's close() at interpreter exit can deadlock for seconds (the
+    # control thread flushes into the IOPub thread that close() already stopped).
+    app.start()

@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
 import psutil
 import pytest
+from jupyter_client.connect import write_connection_file
 from jupyter_client.manager import KernelManager
 
 from ..support.kernels import (
@@ -180,3 +186,30 @@ def test_a_bad_log_level_is_one_clear_error_not_a_crash():
     assert cell.status == "error"
     assert cell.reply["ename"] == "HopxConfigError"
     assert cell.reply["evalue"].startswith("HOPX_LOG_LEVEL='verbose' is not a log level. Use one of DEBUG,")
+
+
+def test_a_kernel_that_cannot_bind_its_ports_exits_and_takes_its_server_with_it(tmp_path):
+    # Another process took a port of the connection file between jupyter_client choosing it
+    # and the kernel binding it (kernels starting at once race for ports). A local ipykernel
+    # hangs there for ever (its ZMQ context's term() at exit); this kernel must exit, so that
+    # jupyter_client sees it died, and the local server it had begun to start must end too.
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen()
+    connection, _ = write_connection_file(str(tmp_path / "kernel.json"), iopub_port=taken.getsockname()[1])
+    before = set(Path(tempfile.gettempdir()).glob("hopx-local-*"))
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HOPX_")}
+    kernel = subprocess.Popen(
+        [sys.executable, "-m", "hopx_kernel", "-f", connection], env=env, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        _, stderr = kernel.communicate(timeout=60)
+    finally:
+        kernel.kill()
+        taken.close()
+    assert kernel.returncode == 1
+    assert "Address already in use" in stderr, stderr
+    # its server (started before ipykernel was imported) was stopped, folder and all
+    parent = f"--parent-pid {kernel.pid}"
+    assert not [p for p in psutil.process_iter(["cmdline"]) if parent in " ".join(p.info["cmdline"] or [])]
+    assert set(Path(tempfile.gettempdir()).glob("hopx-local-*")) <= before

@@ -68,19 +68,11 @@ def folders() -> set[Path]:
     return set(Path(tempfile.gettempdir()).glob("hopx-local-*"))
 
 
-def start(env: dict | None = None):
-    """start_kernel, retried once: jupyter_client picks free ports and binds them later,
-    so kernels starting at the same moment can race for one (not a hopx-kernel issue)."""
-    try:
-        return start_kernel(env)
-    except RuntimeError:
-        return start_kernel(env)
-
-
 def cycle(env: dict | None) -> tuple[set[int], list[psutil.Process]]:
-    km, kc = start(env)
+    km, kc = start_kernel(env)
     try:
-        assert execute(kc, "print('up')").stream() == "up\n"
+        cell = execute(kc, "print('up')")
+        assert cell.stream() == "up\n", (cell.reply, cell.outputs)
         procs = family(km.provisioner.process.pid)
         ports = listening_ports(procs)
     finally:
@@ -126,9 +118,10 @@ def test_fifty_cloud_cycles_and_a_few_embedded_leave_nothing(tmp_path):
 
 
 def killed(_: int) -> tuple[set[int], list[psutil.Process]]:
-    km, kc = start()
+    km, kc = start_kernel()
     try:
-        assert execute(kc, "print('up')").stream() == "up\n"
+        cell = execute(kc, "print('up')")
+        assert cell.stream() == "up\n", (cell.reply, cell.outputs)
         procs = family(km.provisioner.process.pid)
         ports = listening_ports(procs)
         os.kill(km.provisioner.process.pid, signal.SIGKILL)

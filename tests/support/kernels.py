@@ -36,15 +36,29 @@ class Cell:
 
 
 def start_kernel(env: dict | None = None, **kw) -> tuple[KernelManager, object]:
-    """Start the kernel from its kernelspec; return (manager, blocking client)."""
-    km = KernelManager(kernel_name=KERNEL_NAME)
+    """Start the kernel from its kernelspec; return (manager, blocking client).
+
+    A kernel that dies before it answers is started once more, as a frontend's restarter
+    would: jupyter_client picks free ports and the kernel binds them later, so with kernels
+    starting at the same moment another process may take one first; that kernel exits.
+    """
     full_env = {k: v for k, v in os.environ.items() if not k.startswith("HOPX_")}
     full_env.update(env or {})
-    km.start_kernel(env=full_env, **kw)
-    kc = km.client()
-    kc.start_channels()
-    kc.wait_for_ready(timeout=60)
-    return km, kc
+    for attempt in (1, 2):
+        km = KernelManager(kernel_name=KERNEL_NAME)
+        km.start_kernel(env=full_env, **kw)
+        kc = km.client()
+        kc.start_channels()
+        try:
+            kc.wait_for_ready(timeout=60)
+            return km, kc
+        except RuntimeError:
+            kc.stop_channels()
+            if attempt == 2 or km.is_alive():
+                km.shutdown_kernel(now=True)
+                raise
+            km.cleanup_resources()
+    raise AssertionError("unreachable")
 
 
 @contextlib.contextmanager

@@ -181,16 +181,32 @@ class IPythonRunner:
             km.transport = "ipc"
             km.ip = ipc_base
         self._km = km
-        await km.start_kernel(env=env, cwd=str(self.folder))
-        kc = km.client()
-        kc.context.setsockopt(zmq.RCVHWM, RECEIVE_HWM)  # for the sockets made below
-        kc.start_channels()
-        self._kc = kc
-        try:
-            await kc.wait_for_ready(timeout=STARTUP_TIMEOUT)
-        except RuntimeError as exc:
-            await self.shutdown()
-            raise ServerError(503, "SERVICE_UNAVAILABLE", f"IPython kernel did not start: {exc}") from exc
+        # Over TCP another process may take a port between jupyter_client choosing it and
+        # the kernel binding it: that kernel exits at once (kernel_launcher.main), and a
+        # second start, on fresh ports, is the cure. A kernel that died over IPC, or twice,
+        # has a cause of its own.
+        attempts = 1 if km.transport == "ipc" else 2
+        for attempt in range(1, attempts + 1):
+            await km.start_kernel(env=env, cwd=str(self.folder))
+            kc = km.client()
+            kc.context.setsockopt(zmq.RCVHWM, RECEIVE_HWM)  # for the sockets made below
+            kc.start_channels()
+            self._kc = kc
+            try:
+                await kc.wait_for_ready(timeout=STARTUP_TIMEOUT)
+                break
+            except RuntimeError as exc:
+                if attempt < attempts and not await km.is_alive():
+                    log.warning(
+                        "sandbox %s: IPython kernel died at start (%s); starting it again",
+                        self.folder.name,
+                        exc,
+                    )
+                    kc.stop_channels()
+                    await km.cleanup_resources()
+                    continue
+                await self.shutdown()
+                raise ServerError(503, "SERVICE_UNAVAILABLE", f"IPython kernel did not start: {exc}") from exc
         self._readers = [
             asyncio.create_task(self._read(_reader(kc.iopub_channel), "iopub")),
             asyncio.create_task(self._read(_reader(kc.shell_channel), "reply")),

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import os
 import sys
+import traceback
 import warnings
 from dataclasses import dataclass
 from typing import Any
@@ -313,7 +314,7 @@ def _confine() -> None:
         apply_from_env()
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"hopx sandbox kernel: could not confine itself ({exc}); stopping\n")
-        sys.exit(3)
+        _exit(3)
 
 
 def _use_completer_cache() -> None:
@@ -342,11 +343,23 @@ def main() -> None:
     from ipykernel import kernelapp  # reads JPY_PARENT_PID for its parent poller
 
     app = kernelapp.IPKernelApp.instance()
-    app.initialize(sys.argv[1:] + ["--IPythonKernel._execute_sleep=0", "--IPKernelApp.log_level=ERROR"])
+    try:
+        app.initialize(sys.argv[1:] + ["--IPythonKernel._execute_sleep=0", "--IPKernelApp.log_level=ERROR"])
+    except Exception:  # e.g. a port of the connection file taken by another process
+        traceback.print_exc()
+        _exit(1)
     _drop_session_vars()
     _use_completer_cache()
     _confine()
     app.start()
+
+
+def _exit(status: int) -> None:
+    """Exit at once, before the user's code ever ran: ipykernel's close() at interpreter exit
+    waits for ever on its ZMQ context while a socket is open (a socket bound, or one that
+    failed to bind), and the server waits for this kernel to answer or die."""
+    sys.stderr.flush()
+    os._exit(status)
 
 
 if __name__ == "__main__":
