@@ -139,6 +139,27 @@ def test_output_widget_captures_print_under_the_frontends_msg_id(kc):
     assert any(m["msg_type"] == "stream" and m["content"]["text"] == "inside\n" for m in msgs)
 
 
+def test_cells_end_while_the_frontend_syncs_an_output_widget(kc):
+    # nbclient (store_widget_state) sends the Output widget's new outputs back as each one
+    # arrives, so a comm_msg goes to the sandbox's kernel just as the cell's reply comes
+    # back. The server once sent it in a way that left that reply unread (ZeroMQ's wake-up
+    # consumed: runtime/kernel_sockets.py) and the cell never ended, 1 in ~100 cells.
+    out = execute(kc, "import ipywidgets as w\nout = w.Output()\nout.model_id")
+    comm_id = out.of("execute_result")[0]["data"]["text/plain"].strip("'")
+    outputs = {"outputs": [{"output_type": "stream", "name": "stdout", "text": "captured\n"}]}
+    for _ in range(300):
+        synced = []
+
+        def sync(cell, synced=synced):
+            if "captured" in cell.stream() and not synced:
+                synced.append(
+                    send_comm(kc, comm_id, {"method": "update", "state": outputs, "buffer_paths": []})
+                )
+
+        cell = execute(kc, "with out:\n    print('captured')", timeout=10, on_output=sync)
+        assert cell.status == "ok" and synced
+
+
 def test_nbclient_store_widget_state_fills_the_notebook_metadata():
     nb = nbformat.v4.new_notebook()
     nb.cells = [

@@ -33,6 +33,7 @@ from ..domain.to_frames import cell_ending, to_frames
 from ..server_errors import ServerError
 from . import confinement
 from .kernel_launcher import MEMORY_ENV, NPROC_ENV
+from .kernel_sockets import CLIENT_CHANNELS, reader
 from .process_groups import death_reason, group_size, kill_group, process_cap_reason
 from .run_control import Ask, CellOutcome, Emit, Limits, RunControl
 
@@ -83,20 +84,6 @@ def count_code(count: int) -> str:
 #: Receives the kernel's messages that no request of the server is waiting for:
 #: (kind, msg) with kind "iopub", "reply" (shell) or "control".
 Unrouted = Callable[[str, dict], None]
-
-
-def _reader(channel: Any) -> Callable[[], Awaitable[dict]]:
-    """Reads the next message of one of jupyter_client's async channels straight from its
-    socket: its ``get_msg`` first awaits a poll (a poller, an epoll registration and three
-    event-loop turns per message, even with messages waiting); a receive returns at once
-    when one waits, so a burst (a widget update's status and echo) is read back to back."""
-    socket, session = channel.socket, channel.session
-
-    async def next_msg() -> dict:
-        _, frames = session.feed_identities(await socket.recv_multipart())
-        return session.deserialize(frames)
-
-    return next_msg
 
 
 class IPythonRunner:
@@ -188,7 +175,7 @@ class IPythonRunner:
         attempts = 1 if km.transport == "ipc" else 2
         for attempt in range(1, attempts + 1):
             await km.start_kernel(env=env, cwd=str(self.folder))
-            kc = km.client()
+            kc = km.client(**CLIENT_CHANNELS)
             kc.context.setsockopt(zmq.RCVHWM, RECEIVE_HWM)  # for the sockets made below
             kc.start_channels()
             self._kc = kc
@@ -208,11 +195,11 @@ class IPythonRunner:
                 await self.shutdown()
                 raise ServerError(503, "SERVICE_UNAVAILABLE", f"IPython kernel did not start: {exc}") from exc
         self._readers = [
-            asyncio.create_task(self._read(_reader(kc.iopub_channel), "iopub")),
-            asyncio.create_task(self._read(_reader(kc.shell_channel), "reply")),
-            asyncio.create_task(self._read(_reader(kc.stdin_channel), "stdin")),
+            asyncio.create_task(self._read(reader(kc.iopub_channel), "iopub")),
+            asyncio.create_task(self._read(reader(kc.shell_channel), "reply")),
+            asyncio.create_task(self._read(reader(kc.stdin_channel), "stdin")),
             asyncio.create_task(self._warm_when_idle()),
-            asyncio.create_task(self._read(_reader(kc.control_channel), "control")),
+            asyncio.create_task(self._read(reader(kc.control_channel), "control")),
         ]
         self._idle_since = time.monotonic()  # idle from now: ready, no cell yet
 
