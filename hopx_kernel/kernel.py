@@ -436,7 +436,7 @@ class HopxKernel(Kernel):
         except SandboxDisconnected as exc:
             if execution.interrupted:
                 how = "the connection was closed to stop it"
-                if not self.sandbox.has_extensions:
+                if not ext:  # what the agent could do when the cell began (a shutdown drops the sandbox)
                     how += " (this agent cannot interrupt code, so it may still be running remotely)"
                 for msg in mapper.fail("KeyboardInterrupt", f"interrupted: {how}"):
                     publish(*msg)
