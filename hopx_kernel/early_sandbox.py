@@ -56,6 +56,8 @@ class Early:
         self.config = config
         #: ``(SandboxInfo, health answer)`` once created and healthy
         self.future: concurrent.futures.Future[tuple[SandboxInfo, dict]] = concurrent.futures.Future()
+        #: the ``SandboxInfo`` (with its token) once created, before ``/health`` is asked
+        self.created: concurrent.futures.Future[SandboxInfo] = concurrent.futures.Future()
         self.state = "pending"  # → "taken" (a session waits for it) → "used" | "abandoned"
         self.deleting: concurrent.futures.Future | None = None
         self.loop: asyncio.AbstractEventLoop | None = None  # made by the thread
@@ -88,6 +90,7 @@ class Early:
                 if not info.public_host:
                     raise Unreachable("HopX returned a sandbox without an address (public_host)")
                 token = info.auth_token
+                self.created.set_result(info)  # the session can open the first socket meanwhile
                 agent = AgentClient(info.public_host, lambda: token, ca_bundle=cfg.ca_bundle)
                 try:
                     health = await agent.health()
@@ -98,10 +101,21 @@ class Early:
                 raise
         except BaseException as exc:
             control.close()
+            if not self.created.done():
+                self.created.set_exception(exc)
             self.future.set_exception(exc)
             raise
         control.close()
         self.future.set_result((info, health))
+
+    async def sandbox(self) -> SandboxInfo:
+        """The created sandbox with its token, waited for on the caller's loop; its
+        ``/health`` may still be asked (:meth:`result`).
+
+        Raises:
+            HopxKernelError: the create or the token failed (nothing is left).
+        """
+        return await self._wait(self.created)
 
     async def result(self) -> tuple[SandboxInfo, dict]:
         """The created sandbox and its health answer, waited for on the caller's loop.
@@ -109,11 +123,14 @@ class Early:
         Raises:
             HopxKernelError: the create, token or health check failed (nothing is left).
         """
+        return await self._wait(self.future)
+
+    async def _wait(self, future: concurrent.futures.Future) -> Any:
         import asyncio
 
         try:
             # shielded: cancelling the wait must not cancel the create (it would go on unowned)
-            return await asyncio.shield(asyncio.wrap_future(self.future))
+            return await asyncio.shield(asyncio.wrap_future(future))
         except asyncio.CancelledError:
             self.abandon()
             raise

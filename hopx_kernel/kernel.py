@@ -48,8 +48,8 @@ STATELESS_NOTE = (
     " keep each cell self-contained.\n"
 )
 
-#: How long kernel_info waits for the first sandbox, to say whether it has a debugger.
-KERNEL_INFO_WAIT = 10.0
+#: How long a debug request waits for the first sandbox, to know whether it has a debugger.
+FIRST_SANDBOX_WAIT = 10.0
 #: Seconds the kernel channel waits for the first sandbox to open early (then the first cell opens it).
 CHANNEL_EARLY_WAIT = 120.0
 #: Whether an embedded sandbox offers the debugger (its agent's rule: debugpy importable).
@@ -139,10 +139,13 @@ class HopxKernel(Kernel):
         }
 
     def _offers_debugger(self) -> bool:
-        """Whether the sandbox has a debugger. Before the first sandbox is ready, an embedded
-        one is known anyway: it is this package's server on this Python, whose agent
-        offers the debugger exactly when debugpy is importable (server/web/agent_plane.py),
-        so a new notebook need not wait for it (kernel_info_request)."""
+        """Whether the sandbox has a debugger. kernel_info never waits for the sandbox: its
+        reply starts jupyter_client's 0.2 s of IOPub quiet before a frontend sends the first
+        cell, which would then come after the create instead of under it. Before the first
+        sandbox is ready, an embedded one is known anyway: it is this package's server on
+        this Python, whose agent offers the debugger exactly when debugpy is importable
+        (server/web/agent_plane.py). A cloud one is not known yet, so the debugger is not
+        offered until it is (a debug_request waits for it: _first_sandbox)."""
         if not self.sandbox.is_live and self.sandbox.embedded:
             return EMBEDDED_DEBUGGER
         return self.sandbox.has_debugger
@@ -154,19 +157,12 @@ class HopxKernel(Kernel):
             return await asyncio.wrap_future(asyncio.run_coroutine_threadsafe(coro, self._loop))
         return await coro
 
-    async def kernel_info_request(self, stream, ident, parent):
-        # whether the debugger is offered depends on the sandbox: wait (briefly) to know it,
-        # unless it is the embedded one, known without waiting (_offers_debugger)
-        if not self.sandbox.embedded:
-            await self._first_sandbox()
-        await super().kernel_info_request(stream, ident, parent)
-
     async def _first_sandbox(self) -> None:
         """Wait (bounded, never raising) for the first sandbox, on the loop that owns it."""
         if self._loop is not None:
-            await self._on_main_loop(self.sandbox.settled(KERNEL_INFO_WAIT))
+            await self._on_main_loop(self.sandbox.settled(FIRST_SANDBOX_WAIT))
         elif threading.current_thread() is threading.main_thread():  # before _started ran
-            await self.sandbox.settled(KERNEL_INFO_WAIT)
+            await self.sandbox.settled(FIRST_SANDBOX_WAIT)
 
     async def create_subshell_request(self, socket, ident, parent):
         content = {

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 def launch(argv: list[str] | None = None) -> None:
     """Start the kernel with ``argv`` (``sys.argv[1:]`` when None); never returns."""
+    # Cloud mode: create the sandbox while ipykernel imports (the create, token and /health);
+    # first, so the create goes out before the embedded module's imports (asyncio, ~50 ms)
+    from . import early_sandbox
+
+    early_sandbox.prestart()
     # Embedded mode: boot the local sandbox server while ipykernel imports (~0.3 s saved).
     from . import embedded
 
     embedded.prestart(argv)
-    # Cloud mode: create the sandbox while ipykernel imports (the create, token and /health)
-    from . import early_sandbox
-
-    early_sandbox.prestart()
     status = 1
     try:
         _run(argv)

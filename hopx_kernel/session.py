@@ -140,7 +140,6 @@ class SandboxSession:
         live: Live | None = None
         # cloud mode: the create began at process start (early_sandbox), while ipykernel imported
         early = early_sandbox.take(cfg) if cfg.mode == "cloud" else None
-        health: dict | None = None
         try:
             if cfg.mode == "attach":
                 assert cfg.sandbox_id
@@ -148,7 +147,7 @@ class SandboxSession:
                 if info.status == "paused":
                     await control.resume(info.id)
             elif early is not None:
-                info, health = await early.result()
+                info = await early.sandbox()  # its /health is still being asked, on that thread
             else:
                 info = await control.create(cfg.template, timeout_seconds=cfg.sandbox_timeout)
             if not info.auth_token or cfg.mode == "attach":
@@ -177,7 +176,9 @@ class SandboxSession:
             # the first cell's socket opens while /health is asked: a round trip off the
             # start (if the agent is not up yet the spare fails quietly and the cell connects)
             live.agent.prepare()
-            if health is None:
+            if early is not None:
+                _, health = await early.result()
+            else:
                 health = await live.agent.health()
             live.features = health.get("features") or {}
             live.features.setdefault("version", health.get("version"))

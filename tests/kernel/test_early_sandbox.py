@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import os
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -29,11 +30,13 @@ pytest.importorskip("ipywidgets")
 class LoggedServe(Serve):
     """`hopx-kernel serve` logging each sandbox created and ended into a file."""
 
-    def __init__(self, log: Path) -> None:
+    def __init__(self, log: Path, *args: str) -> None:
         self.log = log
         with open(log, "wb") as out:
             self.server = LocalServer.start(
-                ["--log-level", "info"], command=[sys.executable, "-m", "hopx_kernel", "serve"], stderr=out
+                ["--log-level", "info", *args],
+                command=[sys.executable, "-m", "hopx_kernel", "serve"],
+                stderr=out,
             )
         self.proc = self.server.proc
         self.base_url, self.api_key = self.server.ready()
@@ -113,3 +116,23 @@ def test_the_first_cell_keeps_its_order_with_the_early_kernel_channel(serve):
         # a frontend change sent just before a cell reaches the sandbox before that cell runs
         send_comm(kc, bar, {"method": "update", "state": {"value": 3}, "buffer_paths": []})
         assert execute(kc, "print(bar.value)").stream() == "3\n"
+
+
+def test_an_early_sandbox_whose_agent_never_answers_is_deleted_and_the_cell_says_so(tmp_path):
+    # the first cell's socket opens while the early thread asks /health: both fail here
+    with socket.socket() as dead:
+        dead.bind(("127.0.0.1", 0))  # bound, never listening: every connection is refused
+        agent = f"http://127.0.0.1:{dead.getsockname()[1]}"
+        serve = LoggedServe(tmp_path / "serve.log", "--public-url", agent)
+        try:
+            with running_kernel(serve.env()) as (_, kc):
+                cell = execute(kc, "print('never')", timeout=120)
+                assert cell.status == "error" and cell.stream() == ""
+                assert "never became healthy" in cell.reply["evalue"]
+                assert len(cell.reply["evalue"].splitlines()) == 1
+            created, ended = serve.created_and_ended()
+            assert len(created) == 1, serve.log.read_text()
+            assert created <= ended
+            assert serve.live_sandboxes() == []
+        finally:
+            serve.stop()

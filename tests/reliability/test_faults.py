@@ -8,8 +8,10 @@ tests/kernel/test_lifecycle.py; a 410 at the start of a cell by tests/kernel/tes
 
 from __future__ import annotations
 
+import importlib.util
 import json
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.error import HTTPError
 from urllib.request import Request, urlopen
@@ -155,11 +157,18 @@ def test_sandbox_expiry_mid_cell_is_explained_and_the_next_cell_works(proxied_se
 
 class FaultFront:
     """An HTTP front for the control plane that answers ``status`` to the first ``fail``
-    sandbox creations, then forwards everything to the real server."""
+    sandbox creations, then forwards everything to the real server; with ``hold``, each
+    creation waits until :attr:`release` is set (:attr:`holding` says one is waiting)."""
 
-    def __init__(self, target: str, status: int, fail: int, retry_after: float | None = None):
+    def __init__(
+        self, target: str, status: int, fail: int, retry_after: float | None = None, hold: bool = False
+    ):
         self.target, self.status, self.fail, self.retry_after = target, status, fail, retry_after
         self.creates = 0
+        self.holding, self.release = threading.Event(), threading.Event()
+        self.held_at = 0.0
+        if not hold:
+            self.release.set()
         front = self
 
         class Handler(BaseHTTPRequestHandler):
@@ -171,6 +180,9 @@ class FaultFront:
                 body = self.rfile.read(length) if length else None
                 if self.command == "POST" and self.path.rstrip("/") == "/v1/sandboxes":
                     front.creates += 1
+                    front.held_at = time.monotonic()
+                    front.holding.set()
+                    front.release.wait(60)
                     if front.creates <= front.fail:
                         details = {"retry_after_seconds": front.retry_after} if front.retry_after else {}
                         payload = json.dumps(
@@ -207,6 +219,7 @@ class FaultFront:
         self.thread.start()
 
     def close(self):
+        self.release.set()
         self.httpd.shutdown()
         self.httpd.server_close()
 
@@ -241,5 +254,29 @@ def test_control_plane_that_keeps_refusing_is_one_clear_error(proxied_server, st
             assert front.creates == 4  # the first try and 3 retries
             after = execute(kc, "print('later')")  # the front now forwards: the kernel recovers
             assert after.status == "ok" and after.stream() == "later\n"
+    finally:
+        front.close()
+
+
+def features(kc) -> list[str]:
+    return kc.kernel_info(reply=True, timeout=10)["content"]["supported_features"]
+
+
+def test_kernel_info_does_not_wait_for_a_slow_create(proxied_server):
+    # a frontend's start (kernel_info, then jupyter_client's 0.2 s of IOPub quiet) runs
+    # while the sandbox is created; the debugger is offered once the sandbox is known
+    front = FaultFront(proxied_server.base_url, 503, fail=0, hold=True)
+    try:
+        with kernel(cloud_env(proxied_server, base_url=front.url)) as (_, kc):
+            # the kernel is ready (it answered kernel_info) while its create is held: it used
+            # to wait up to 10 s for the sandbox, holding the frontend's start behind it
+            ready_at = time.monotonic()
+            assert front.holding.wait(30)  # the create did go out, at process start
+            assert ready_at - front.held_at < 5.0
+            assert features(kc) == []  # no sandbox yet: nothing known to offer
+            front.release.set()
+            assert execute(kc, "print('made it')").stream() == "made it\n"
+            assert features(kc) == (["debugger"] if importlib.util.find_spec("debugpy") else [])
+            assert front.creates == 1
     finally:
         front.close()
