@@ -22,6 +22,11 @@ from .rows import Metric, _log
 KERNEL = "kernel"  # HopX kernel, cloud mode, agent with stream reuse
 PLAIN = "kernel-plain"  # HopX kernel, cloud mode, agent without it (serve --no-stream-reuse)
 SDK = C.SDK
+#: start rows only: the SDK's ``AsyncSandbox.create`` alone (the goal is this + 3 RTT)...
+CREATE = "create"
+#: ...and a local ipykernel's start → first result, no network at all (what any Jupyter
+#: kernel started through jupyter_client pays before its first cell)
+LOCAL = C.IPYKERNEL
 KEYS = (KERNEL, PLAIN, SDK)
 LABELS = {KERNEL: "HopX kernel (socket reuse)", PLAIN: "HopX kernel, plain agent", SDK: "hopx-ai SDK stream"}
 
@@ -162,6 +167,8 @@ def latency_rows(plan, rtts=(0.0, 0.02, 0.08), tls=(False, True)) -> list[Metric
                             c = C.SdkContender(rig) if key == SDK else C.KernelContender(C.CLOUD, rig)
                             t0 = time.perf_counter()
                             c.start()
+                            if key == SDK:
+                                st.add(CREATE, (time.perf_counter() - t0) * 1e3)
                             try:
                                 first = c.run("1+1")
                                 if key in (KERNEL, SDK):
@@ -180,6 +187,15 @@ def latency_rows(plan, rtts=(0.0, 0.02, 0.08), tls=(False, True)) -> list[Metric
                             os.environ.pop("SSL_CERT_FILE", None)
                         else:
                             os.environ["SSL_CERT_FILE"] = saved
+                for _ in range(plan.lat_starts):
+                    local = C.KernelContender(C.IPYKERNEL)
+                    t0 = time.perf_counter()
+                    local.start()
+                    try:
+                        first = local.run("1+1")
+                        st.add(LOCAL, (first.sent + first.result - t0) * 1e3)
+                    finally:
+                        local.stop()
                 _log(
                     f"{m.id}: "
                     + ", ".join(f"{k} {sorted(v)[len(v) // 2]:.1f} ms" for k, v in m.samples.items())

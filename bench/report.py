@@ -346,36 +346,42 @@ def latency_section(by_id: dict[str, Metric]) -> list[str]:
     if starts:
         L += [
             "",
-            "Start through the same proxy: kernel start (its process start included; "
-            "it overlaps the sandbox create) → first `1+1` result, against the SDK's "
-            "`AsyncSandbox.create` → first result on the same rig (a sandbox create, a "
-            "health check and one execution). The local server's create includes starting "
-            "the sandbox's IPython unless a warm one waits (pool of 1). Goal at 80 ms: "
-            "kernel ≤ sandbox create + 3 RTT. Round trips on the kernel's path (cloud mode): "
-            "the create and `/health` (one connection each) go out on a thread while the "
-            "kernel's Python imports ipykernel (`early_sandbox.py`); the first cell's socket "
-            "and the kernel channel then open together while jupyter_client waits for "
-            "`kernel_info` and 0.2 s of IOPub quiet; the cell is one more: 4 RTT plain, 7 "
-            "with TLS (each of the 3 connections adds a TLS 1.3 handshake; the proxy passes "
-            "TCP's own handshake at no cost), the same as the SDK's create → health → socket "
-            "→ execute. What the kernel pays beyond the SDK is local: its process start "
-            "(~0.3 s of imports, CPU-bound on this 2-core machine) and the client's 0.2 s "
-            "wait. The server's pool refill (an IPython start) competes with both for the "
-            "CPU, so these rows vary by up to ~1 s between samples.",
+            "Start through the same proxy: kernel start (its process start included) → "
+            "first `1+1` result, against the SDK's `AsyncSandbox.create` → first result on "
+            "the same rig (a sandbox create, a health check and one execution). Goal at "
+            "80 ms: kernel ≤ sandbox create + 3 RTT, the create being the SDK's "
+            "`AsyncSandbox.create` call alone. The local server's create starts the sandbox's "
+            "IPython unless a warm one waits (a pool of 1, refilled before each sample). "
+            "The kernel's path (cloud mode): the create goes out on a thread first thing "
+            "at process start, while the kernel's Python imports ipykernel "
+            "(`early_sandbox.py`); `kernel_info` answers at once, never waiting for the "
+            "sandbox; once created, the first cell's socket opens while that thread asks "
+            "`/health`, then the kernel channel opens, then the cell runs: create + 3 RTT "
+            "when the create is the slow part. A frontend's own start costs as much as a "
+            "local kernel's (last column: a local ipykernel, no network at all): the process "
+            "start (~0.25 s of imports), ZeroMQ's reconnect (its sockets retry every 0.1 s "
+            "until the kernel binds) and jupyter_client's 0.2 s of IOPub quiet after "
+            "`kernel_info`; the first cell waits for that, then for its round trip. When "
+            "the create + 2 RTT takes less than that local start, as with this warm local "
+            "server, the local start decides.",
             "",
-            "| RTT | TLS | kernel start → first result | SDK create → first result | kernel − SDK |",
-            "|---|---|---|---|---|",
+            "| RTT | TLS | kernel start → first result | SDK create → first result "
+            "| goal: SDK create + 3 RTT | kernel − goal | local ipykernel start → first result |",
+            "|---|---|---|---|---|---|---|",
         ]
         for m in starts:
             rtt = float(m.notes.get("rtt_ms", "nan"))
-            k = stat(m, LAT.KERNEL)["median"] if m.samples.get(LAT.KERNEL) else math.nan
-            c = stat(m, LAT.SDK)["median"] if m.samples.get(LAT.SDK) else math.nan
+            k, c, create, local = (
+                stat(m, key)["median"] if m.samples.get(key) else math.nan
+                for key in (LAT.KERNEL, LAT.SDK, LAT.CREATE, LAT.LOCAL)
+            )
+            goal = create + 3 * rtt
             beyond = "–"
-            if is_number(k) and is_number(c):
-                beyond = f"{fmt(k - c)} ms" + (f" = {(k - c) / rtt:.1f} RTT" if rtt > 0 else "")
+            if is_number(k) and is_number(goal):
+                beyond = f"{fmt(k - goal)} ms" + (f" = {(k - goal) / rtt:.1f} RTT" if rtt > 0 else "")
             L.append(
                 f"| {rtt:g} ms | {'yes' if m.id.endswith('_tls') else 'no'} | "
-                f"**{fmt(k)}** ms | **{fmt(c)}** ms | {beyond} |"
+                f"**{fmt(k)}** ms | **{fmt(c)}** ms | {fmt(goal)} ms | {beyond} | {fmt(local)} ms |"
             )
     return L
 
