@@ -153,6 +153,14 @@ class KernelPool:
             finally:
                 self._starting.discard(task)
             self._failures = 0
+            if self.refill and not self._waiting and not self._closed:
+                # nobody waits for it: load its completer now, not when it is idle in
+                # someone's sandbox, where their first cell would wait behind it
+                try:
+                    await entry[2].warm()
+                except BaseException:  # closing: the kernel is in no list yet, stop it here
+                    await self._discard(entry)
+                    raise
             if self._closed:
                 await self._discard(entry)
                 return

@@ -61,8 +61,10 @@ CWD_EXPRESSION = {"cwd": "__import__('os').getcwd()"}
 #: Completions asked of every new kernel (a name at the top level, an attribute), so Jedi
 #: has inferred what IPython puts in the namespace before the user's first Tab...
 WARM_COMPLETIONS = ("pri", "import os; os.pa")
-#: ...once it has been idle this many seconds.
+#: ...once it has been idle this many seconds (or at once in a refilling pool: warm()).
 WARM_AFTER_IDLE = 1.0
+#: Longest :meth:`IPythonRunner.warm` waits for each warm-up completion.
+WARM_TIMEOUT = 10.0
 # Where pip installs for one sandbox (under its home); PYTHONPATH puts it on sys.path.
 SANDBOX_PACKAGES = ".local/pip-packages"
 
@@ -127,6 +129,8 @@ class IPythonRunner:
         self.next_count = 1
         self._busy = 0  # executions running (see _warm_when_idle)
         self._idle_since = time.monotonic()
+        #: the completer is loaded (warm() or _warm_when_idle asked for it)
+        self.warmed = False
 
     # ------------------------------------------------------------ lifecycle
 
@@ -209,12 +213,25 @@ class IPythonRunner:
         Tab), so the first Tab answers at once; never while cells come back to back, which
         would wait behind it. The reply has no route and is dropped."""
         while True:
+            if self.warmed:
+                return
             wait = self._idle_since + WARM_AFTER_IDLE - time.monotonic()
             if wait <= 0 and not self._busy:
                 break
             await asyncio.sleep(wait if wait > 0 else WARM_AFTER_IDLE)
+        self.warmed = True
         for code in WARM_COMPLETIONS:
             self._kc.complete(code, len(code))
+
+    async def warm(self) -> None:
+        """Load the completer now and wait for it (bounded): a pooled kernel is warmed
+        before it is handed out, so a cell sent right after the create never waits
+        behind Jedi's start, as it would if the idle warm-up began just before."""
+        if self.warmed:
+            return
+        self.warmed = True
+        for code in WARM_COMPLETIONS:
+            await self.complete(code, len(code), WARM_TIMEOUT)
 
     @contextlib.contextmanager
     def _running(self):
