@@ -98,15 +98,21 @@ def _warm_pool(server_pid: int, timeout: float = 20.0) -> None:
 
     deadline = time.monotonic() + timeout
     server = psutil.Process(server_pid)
+    quiet = 0  # consecutive quiet 0.2 s looks: a kernel that just booted is quiet for
+    # jupyter_client's 0.2 s wait before the pool warms its completer
     while time.monotonic() < deadline:
         try:
             kernels = [
                 p for p in server.children(recursive=True) if "kernel_launcher" in " ".join(p.cmdline())
             ]
             if len(kernels) == 1 and kernels[0].cpu_percent(interval=0.2) < 2.0:
-                return
+                quiet += 1
+                if quiet == 3:
+                    return
+                continue
         except psutil.Error:
             pass  # a kernel ending as it is looked at
+        quiet = 0
         time.sleep(0.05)
 
 

@@ -83,6 +83,8 @@ class KernelPool:
         self._failures = 0
         self._last_error: Exception | None = None
         self._closed = False
+        self._wanted = asyncio.Event()  # a caller began waiting in take()
+        self._warming: set[asyncio.Task] = set()
 
     async def _make(self) -> Entry:
         free = free_fds()
@@ -157,7 +159,7 @@ class KernelPool:
                 # nobody waits for it: load its completer now, not when it is idle in
                 # someone's sandbox, where their first cell would wait behind it
                 try:
-                    await entry[2].warm()
+                    await self._warm(entry[2])
                 except BaseException:  # closing: the kernel is in no list yet, stop it here
                     await self._discard(entry)
                     raise
@@ -165,6 +167,19 @@ class KernelPool:
                 await self._discard(entry)
                 return
             self._ready.put_nowait(entry)
+
+    async def _warm(self, runner: IPythonRunner) -> None:
+        """Wait for ``runner``'s warm-up, or until a create waits: that one takes the
+        kernel at once (its first cell may then wait for the rest of the warm-up)."""
+        self._wanted.clear()
+        warm = asyncio.ensure_future(runner.warm())
+        self._warming.add(warm)
+        warm.add_done_callback(self._warming.discard)
+        wanted = asyncio.ensure_future(self._wanted.wait())
+        try:
+            await asyncio.wait({warm, wanted}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            wanted.cancel()
 
     async def take(self) -> Entry:
         """A started kernel with its sandbox id and folder.
@@ -185,6 +200,7 @@ class KernelPool:
                     f"the local sandbox could not start Python: {self._last_error}",
                 )
             self._waiting += 1
+            self._wanted.set()
             try:
                 self._kick()
                 getter = asyncio.ensure_future(self._ready.get())
@@ -216,6 +232,8 @@ class KernelPool:
     async def close(self) -> None:
         """Stop filling and stop every pooled kernel."""
         self._closed = True
+        for warm in list(self._warming):
+            warm.cancel()
         if self._filler is not None:
             self._filler.cancel()
             with contextlib.suppress(BaseException):

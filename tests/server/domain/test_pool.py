@@ -52,20 +52,35 @@ async def settle() -> None:
         await asyncio.sleep(0)
 
 
-def test_a_refilling_pool_hands_out_a_kernel_only_once_its_completer_is_loaded(tmp_path):
+def test_a_refilling_pool_hands_out_a_kernel_once_its_completer_is_loaded(tmp_path):
     async def scenario() -> None:
         p = pool(tmp_path)
         p.start()
         await asyncio.wait_for(_first(Runner.made), 5)
         runner = Runner.made[0]
         await asyncio.wait_for(runner.warming.wait(), 5)
-        take = asyncio.ensure_future(p.take())
-        await settle()
-        assert not take.done()  # the create waits for the warm-up, not the first cell
         runner.release.set()
-        _, _, got = await asyncio.wait_for(take, 5)
+        await settle()
+        assert p._ready.qsize() == 1  # warmed, then ready
+        _, _, got = await asyncio.wait_for(p.take(), 5)
         assert got is runner and runner.warmed
         Runner.made[-1].release.set()  # the refill's warm-up
+        await p.close()
+
+    asyncio.run(scenario())
+
+
+def test_a_create_that_comes_during_a_warm_up_takes_that_kernel_at_once(tmp_path):
+    async def scenario() -> None:
+        p = pool(tmp_path)
+        p.start()
+        await asyncio.wait_for(_first(Runner.made), 5)
+        runner = Runner.made[0]
+        await asyncio.wait_for(runner.warming.wait(), 5)
+        await settle()
+        assert p._ready.empty()  # not handed out while it warms, unless someone asks
+        _, _, got = await asyncio.wait_for(p.take(), 5)  # the warm-up is never released
+        assert got is runner and not runner.warmed
         await p.close()
 
     asyncio.run(scenario())
