@@ -103,6 +103,19 @@ class ControlPlane:
         self._owns_connector = connector is None
         self._http: Transport = connector if connector is not None else Connector()
 
+    @classmethod
+    def at(
+        cls, base_url: str, api_key: str, ca_bundle: str | None = None, connector: Transport | None = None
+    ) -> ControlPlane:
+        """The control plane at ``base_url``, verifying https against ``ca_bundle`` (the
+        system store when None)."""
+        from .tls import client_context
+
+        https = base_url.startswith("https:")
+        return cls(
+            base_url, api_key, ssl_context=client_context(ca_bundle) if https else None, connector=connector
+        )
+
     def __repr__(self) -> str:
         return f"ControlPlane({self.base_url!r})"
 

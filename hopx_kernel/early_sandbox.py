@@ -40,13 +40,9 @@ _early: Early | None = None
 
 def _control(config: Config) -> ControlPlane:
     from .controlplane import ControlPlane
-    from .tls import client_context
 
     assert config.base_url and config.api_key
-    https = config.base_url.startswith("https:")
-    return ControlPlane(
-        config.base_url, config.api_key, ssl_context=client_context(config.ca_bundle) if https else None
-    )
+    return ControlPlane.at(config.base_url, config.api_key, config.ca_bundle)
 
 
 class Early:

@@ -192,7 +192,7 @@ class HopxKernel(Kernel):
         waits for this same opening (CommBridge.channel holds a lock)."""
         await self.sandbox.settled(CHANNEL_EARLY_WAIT)  # never raises: a failure is the first cell's
         try:
-            if self.sandbox.is_live and self.sandbox.has_extensions and self.sandbox.has_channel:
+            if self.sandbox.uses_channel:
                 await self.comms.channel()
         except HopxKernelError as exc:  # the first cell reports it (or opens the channel)
             self.log.debug("hopx-kernel: the kernel channel did not open early: %s", exc.line())
@@ -377,7 +377,7 @@ class HopxKernel(Kernel):
         await self.sandbox.ready()
         ext = self.sandbox.has_extensions
         channel_seq = None
-        if ext and self.sandbox.has_channel:
+        if self.sandbox.uses_channel:
             # open before the cell runs, so updates its threads send later have a way out
             try:
                 await self.comms.channel()

@@ -34,7 +34,9 @@ def launch(argv: list[str] | None = None) -> None:
     # keeps its server and sandbox, where jupyter_client needs it to die to start another.
     embedded.discard()
     early_sandbox.discard()
-    _exit(status)
+    from .hard_exit import exit_now
+
+    exit_now(status)
 
 
 def _exit_status(exc: SystemExit) -> int:
@@ -50,20 +52,6 @@ def _exit_status(exc: SystemExit) -> int:
 
     print(exc.code, file=sys.stderr)
     return 1
-
-
-def _exit(status: int) -> None:
-    import logging
-    import os
-    import sys
-
-    for stream in (sys.stdout, sys.stderr):
-        try:
-            stream.flush()
-        except (OSError, ValueError):
-            pass
-    logging.shutdown()
-    os._exit(status)
 
 
 def _run(argv: list[str] | None) -> None:

@@ -40,7 +40,6 @@ from .errors import (
 )
 from .frames import Execute, Stream
 from .local_server import LocalServer
-from .tls import client_context
 from .transport import Transport
 
 log = logging.getLogger(__name__)
@@ -131,12 +130,7 @@ class SandboxSession:
         else:
             assert cfg.base_url and cfg.api_key
             base_url, api_key = cfg.base_url, cfg.api_key
-        control = ControlPlane(
-            base_url,
-            api_key,
-            ssl_context=client_context(cfg.ca_bundle) if base_url.startswith("https:") else None,
-            connector=self.connector,
-        )
+        control = ControlPlane.at(base_url, api_key, cfg.ca_bundle, connector=self.connector)
         live: Live | None = None
         # cloud mode: the create began at process start (early_sandbox), while ipykernel imported
         early = early_sandbox.take(cfg) if cfg.mode == "cloud" else None
@@ -290,6 +284,12 @@ class SandboxSession:
     def has_channel(self) -> bool:
         """Whether the live sandbox's agent has the kernel channel (docs/protocol.md §2.4)."""
         return bool(self._live and self._live.features.get("kernel_channel"))
+
+    @property
+    def uses_channel(self) -> bool:
+        """Whether this kernel talks to the live sandbox over the kernel channel: its agent
+        has the channel, and the extensions the channel goes with."""
+        return self.has_extensions and self.has_channel
 
     @property
     def embedded(self) -> bool:

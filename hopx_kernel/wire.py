@@ -93,9 +93,23 @@ def dumps(obj: dict) -> str:
     return text
 
 
+def dumps_utf8(obj: dict) -> bytes:
+    """:func:`dumps` as UTF-8 bytes, encoded once.
+
+    Example:
+        >>> dumps_utf8({"k": "é"}) == dumps({"k": "é"}).encode("utf-8")
+        True
+    """
+    text = _dumps(obj)
+    try:
+        return text.encode("utf-8")
+    except UnicodeEncodeError:  # a lone surrogate: escapes, as dumps writes it
+        return _dumps_ascii(obj).encode("ascii")
+
+
 def pack(obj: dict, buffers: list[bytes] | tuple = ()) -> bytes:
     """One binary frame: the JSON of ``obj`` then each buffer."""
-    parts = [dumps(obj).encode("utf-8")] + [bytes(b) for b in buffers]
+    parts = [dumps_utf8(obj)] + [bytes(b) for b in buffers]
     n = len(parts)
     offsets, at = [], 4 * (n + 1)
     for part in parts:

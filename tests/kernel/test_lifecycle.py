@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -12,7 +11,6 @@ from pathlib import Path
 
 import psutil
 import pytest
-from jupyter_client.connect import write_connection_file
 from jupyter_client.manager import KernelManager
 
 from ..support.kernels import (
@@ -25,6 +23,7 @@ from ..support.kernels import (
     wait_gone,
 )
 from ..support.local_server import KERNEL_MARK
+from ..support.ports import connection_file_with_a_taken_port
 
 LOOP = "import time\nprint('running', flush=True)\nwhile True:\n    time.sleep(0.05)"
 
@@ -193,20 +192,19 @@ def test_a_kernel_that_cannot_bind_its_ports_exits_and_takes_its_server_with_it(
     # and the kernel binding it (kernels starting at once race for ports). A local ipykernel
     # hangs there for ever (its ZMQ context's term() at exit); this kernel must exit, so that
     # jupyter_client sees it died, and the local server it had begun to start must end too.
-    taken = socket.socket()
-    taken.bind(("127.0.0.1", 0))
-    taken.listen()
-    connection, _ = write_connection_file(str(tmp_path / "kernel.json"), iopub_port=taken.getsockname()[1])
     before = set(Path(tempfile.gettempdir()).glob("hopx-local-*"))
     env = {k: v for k, v in os.environ.items() if not k.startswith("HOPX_")}
-    kernel = subprocess.Popen(
-        [sys.executable, "-m", "hopx_kernel", "-f", connection], env=env, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        _, stderr = kernel.communicate(timeout=60)
-    finally:
-        kernel.kill()
-        taken.close()
+    with connection_file_with_a_taken_port(tmp_path) as connection:
+        kernel = subprocess.Popen(
+            [sys.executable, "-m", "hopx_kernel", "-f", connection],
+            env=env,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            _, stderr = kernel.communicate(timeout=60)
+        finally:
+            kernel.kill()
     assert kernel.returncode == 1
     assert "Address already in use" in stderr, stderr
     # its server (started before ipykernel was imported) was stopped, folder and all

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ...frames import ASCII_CHUNK_CHARS
+from ...hard_exit import exit_now
 from ...text import packed_content
 from .forked_output import ForkedOutput
 
@@ -314,7 +315,7 @@ def _confine() -> None:
         apply_from_env()
     except (OSError, ValueError) as exc:
         sys.stderr.write(f"hopx sandbox kernel: could not confine itself ({exc}); stopping\n")
-        _exit(3)
+        exit_now(3)
 
 
 def _use_completer_cache() -> None:
@@ -347,19 +348,11 @@ def main() -> None:
         app.initialize(sys.argv[1:] + ["--IPythonKernel._execute_sleep=0", "--IPKernelApp.log_level=ERROR"])
     except Exception:  # e.g. a port of the connection file taken by another process
         traceback.print_exc()
-        _exit(1)
+        exit_now(1)
     _drop_session_vars()
     _use_completer_cache()
     _confine()
     app.start()
-
-
-def _exit(status: int) -> None:
-    """Exit at once, before the user's code ever ran: ipykernel's close() at interpreter exit
-    waits for ever on its ZMQ context while a socket is open (a socket bound, or one that
-    failed to bind), and the server waits for this kernel to answer or die."""
-    sys.stderr.flush()
-    os._exit(status)
 
 
 if __name__ == "__main__":
