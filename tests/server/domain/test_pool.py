@@ -46,6 +46,16 @@ def pool(tmp_path: Path, refill: bool = True) -> KernelPool:
     return KernelPool(tmp_path, 1, Runner, refill=refill)  # type: ignore[arg-type]
 
 
+async def warming(tmp_path: Path) -> tuple[KernelPool, Runner]:
+    """A refilling pool, started, and its first kernel, in its warm-up."""
+    p = pool(tmp_path)
+    p.start()
+    await asyncio.wait_for(_first(Runner.made), 5)
+    runner = Runner.made[0]
+    await asyncio.wait_for(runner.warming.wait(), 5)
+    return p, runner
+
+
 async def settle() -> None:
     """Let every task that can run, run (the fake runners never wait on anything else)."""
     for _ in range(20):
@@ -54,11 +64,7 @@ async def settle() -> None:
 
 def test_a_refilling_pool_hands_out_a_kernel_once_its_completer_is_loaded(tmp_path):
     async def scenario() -> None:
-        p = pool(tmp_path)
-        p.start()
-        await asyncio.wait_for(_first(Runner.made), 5)
-        runner = Runner.made[0]
-        await asyncio.wait_for(runner.warming.wait(), 5)
+        p, runner = await warming(tmp_path)
         runner.release.set()
         await settle()
         assert p._ready.qsize() == 1  # warmed, then ready
@@ -72,11 +78,7 @@ def test_a_refilling_pool_hands_out_a_kernel_once_its_completer_is_loaded(tmp_pa
 
 def test_a_create_that_comes_during_a_warm_up_takes_that_kernel_at_once(tmp_path):
     async def scenario() -> None:
-        p = pool(tmp_path)
-        p.start()
-        await asyncio.wait_for(_first(Runner.made), 5)
-        runner = Runner.made[0]
-        await asyncio.wait_for(runner.warming.wait(), 5)
+        p, runner = await warming(tmp_path)
         await settle()
         assert p._ready.empty()  # not handed out while it warms, unless someone asks
         _, _, got = await asyncio.wait_for(p.take(), 5)  # the warm-up is never released
@@ -112,12 +114,9 @@ def test_the_embedded_pool_does_not_warm_ahead(tmp_path):
 
 def test_closing_the_pool_during_a_warm_up_stops_that_kernel(tmp_path):
     async def scenario() -> None:
-        p = pool(tmp_path)
-        p.start()
-        await asyncio.wait_for(_first(Runner.made), 5)
-        await asyncio.wait_for(Runner.made[0].warming.wait(), 5)
+        p, runner = await warming(tmp_path)
         await p.close()
-        assert Runner.made[0].stopped
+        assert runner.stopped
 
     asyncio.run(scenario())
 
