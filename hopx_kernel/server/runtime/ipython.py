@@ -231,6 +231,8 @@ class IPythonRunner:
             return
         self.warmed = True
         for code in WARM_COMPLETIONS:
+            if self._kc is None or self._died is not None:
+                return  # stopped or dead meanwhile: the pool's hand-out check finds out
             await self.complete(code, len(code), WARM_TIMEOUT)
 
     @contextlib.contextmanager
