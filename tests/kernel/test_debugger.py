@@ -2,7 +2,9 @@
 (ipykernel tests/test_debugger.py), ported to drive this kernel through jupyter_client.
 
 initialize → attach → dumpCell → setBreakpoints → configurationDone → execute →
-``stopped`` → stackTrace → scopes → variables → richInspectVariables → continue.
+``stopped`` → stackTrace → scopes → variables → richInspectVariables → continue; and VS
+Code's Run by Line, which steps through a cell with ``stepIn`` from a breakpoint on its
+first line.
 """
 
 from __future__ import annotations
@@ -127,4 +129,55 @@ def test_breakpoint_stops_the_cell_and_continue_resumes_it():
             ):
                 status = kc.get_shell_msg(timeout=TIMEOUT)["content"]["status"]
         assert out == "resumed 5\n" and status == "ok"
+        assert debug(kc, "disconnect", {"restart": False, "terminateDebuggee": True})["success"]
+
+
+def _until_reply(kc, msg_id: str) -> tuple[str, str]:
+    """The cell's stdout and its reply status, once it is idle."""
+    out = ""
+    deadline = time.monotonic() + TIMEOUT
+    while True:
+        msg = kc.get_iopub_msg(timeout=max(0.1, deadline - time.monotonic()))
+        if msg["parent_header"].get("msg_id") != msg_id:
+            continue
+        if msg["msg_type"] == "stream":
+            out += msg["content"]["text"]
+        elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+            return out, kc.get_shell_msg(timeout=TIMEOUT)["content"]["status"]
+
+
+@pytest.mark.timeout(120)
+def test_run_by_line_steps_through_a_cell_as_vs_code_does():
+    # VS Code's Run by Line: attach with justMyCode, a breakpoint on the cell's first line,
+    # then one stepIn per click, the variables view read at each stop, continue at the end
+    with running_kernel() as (_, kc):
+        assert debug(kc, "initialize", {"clientID": "vscode", "adapterID": "", "linesStartAt1": True})[
+            "success"
+        ]
+        assert debug(kc, "attach", {"justMyCode": True})["success"]
+        code = "a = 1\nb = a + 1\nprint('rbl', a, b)\n"
+        source = debug(kc, "dumpCell", {"code": code})["body"]["sourcePath"]
+        reply = debug(kc, "setBreakpoints", {"breakpoints": [{"line": 1}], "source": {"path": source}})
+        assert reply["body"]["breakpoints"][0]["verified"]
+        assert debug(kc, "configurationDone")["success"]
+        kc.execute("pass")  # debugpy's first traced cell is slow: not this one
+        msg_id = kc.execute(code)
+        lines = []
+        for step in range(3):
+            stopped = wait_event(kc, "stopped")
+            assert stopped["body"]["reason"] == ("breakpoint" if step == 0 else "step"), stopped
+            thread = stopped["body"]["threadId"]
+            frame = debug(kc, "stackTrace", {"threadId": thread})["body"]["stackFrames"][0]
+            lines.append(frame["line"])
+            scopes = debug(kc, "scopes", {"frameId": frame["id"]})["body"]["scopes"]
+            ref = next(s for s in scopes if s["name"] == "Locals")["variablesReference"]
+            names = {
+                v["name"] for v in debug(kc, "variables", {"variablesReference": ref})["body"]["variables"]
+            }
+            assert ("a" in names) == (step >= 1) and ("b" in names) == (step >= 2), (step, names)
+            if step < 2:
+                assert debug(kc, "stepIn", {"threadId": thread})["success"]
+        assert lines == [1, 2, 3]
+        assert debug(kc, "continue", {"threadId": thread})["success"]
+        assert _until_reply(kc, msg_id) == ("rbl 1 2\n", "ok")
         assert debug(kc, "disconnect", {"restart": False, "terminateDebuggee": True})["success"]
