@@ -19,6 +19,7 @@ from typing import Any
 from . import __version__
 from .errors import ControlPlaneError, RateLimited, ServerUnavailable
 from .http import fetch, json_body
+from .tls import client_context
 from .transport import Connector, Transport
 
 log = logging.getLogger(__name__)
@@ -109,8 +110,6 @@ class ControlPlane:
     ) -> ControlPlane:
         """The control plane at ``base_url``, verifying https against ``ca_bundle`` (the
         system store when None)."""
-        from .tls import client_context
-
         https = base_url.startswith("https:")
         return cls(
             base_url, api_key, ssl_context=client_context(ca_bundle) if https else None, connector=connector

@@ -12,7 +12,6 @@ import logging
 import os
 import signal
 import sys
-import threading
 from pathlib import Path
 
 import zmq
@@ -158,11 +157,11 @@ class HopxKernel(Kernel):
         return await coro
 
     async def _first_sandbox(self) -> None:
-        """Wait (bounded, never raising) for the first sandbox, on the loop that owns it."""
+        """Wait (bounded, never raising) for the first sandbox, on the loop that owns it
+        (debug requests come on ipykernel's control thread; before the main loop has
+        started the sandbox, there is nothing yet to wait on from there)."""
         if self._loop is not None:
             await self._on_main_loop(self.sandbox.settled(FIRST_SANDBOX_WAIT))
-        elif threading.current_thread() is threading.main_thread():  # before _started ran
-            await self.sandbox.settled(FIRST_SANDBOX_WAIT)
 
     async def create_subshell_request(self, socket, ident, parent):
         content = {

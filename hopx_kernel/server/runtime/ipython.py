@@ -211,7 +211,7 @@ class IPythonRunner:
         """Load the completer (Jedi's import and first inference: 0.3-4 s) once the kernel
         has been idle for WARM_AFTER_IDLE seconds (in the pool, or before the user's first
         Tab), so the first Tab answers at once; never while cells come back to back, which
-        would wait behind it. The reply has no route and is dropped."""
+        would wait behind it."""
         while True:
             if self.warmed:
                 return
@@ -219,9 +219,7 @@ class IPythonRunner:
             if wait <= 0 and not self._busy:
                 break
             await asyncio.sleep(wait if wait > 0 else WARM_AFTER_IDLE)
-        self.warmed = True
-        for code in WARM_COMPLETIONS:
-            self._kc.complete(code, len(code))
+        await self.warm()
 
     async def warm(self) -> None:
         """Load the completer now and wait for it (bounded): a pooled kernel is warmed
@@ -231,7 +229,7 @@ class IPythonRunner:
             return
         self.warmed = True
         for code in WARM_COMPLETIONS:
-            if self._kc is None or self._died is not None:
+            if self._died is not None:
                 return  # stopped or dead meanwhile: the pool's hand-out check finds out
             await self.complete(code, len(code), WARM_TIMEOUT)
 
